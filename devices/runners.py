@@ -1,0 +1,127 @@
+"""One Runner interface per runtime, so what is verified is exactly what is timed."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+
+@dataclass
+class Runner:
+    """Runs one artifact: ``run(inputs) -> outputs``, inputs a tuple of arrays in model order.
+
+    ``precision`` is what the runtime actually computes in (OpenVINO may pick bf16 on its own),
+    ``detail`` anything else worth recording (execution provider, delegate, threads).
+    """
+
+    runtime: str
+    run: Callable[[Sequence[np.ndarray]], list[np.ndarray]]
+    precision: str
+    detail: dict = field(default_factory=dict)
+
+    def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        return self.run(inputs)
+
+
+def measure_latency(runner: Runner, inputs: Sequence[np.ndarray], warmup: int = 10, runs: int = 50, max_seconds: float = 10.0) -> dict:
+    """Median and p90 wall time of one call, after warm-up; stops early past ``max_seconds``."""
+    for _ in range(warmup):
+        runner(inputs)
+    times = []
+    budget_end = time.perf_counter() + max_seconds
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        runner(inputs)
+        times.append((time.perf_counter() - t0) * 1000)
+        if time.perf_counter() > budget_end and len(times) >= 5:
+            break
+    times.sort()
+    return {"latency_ms": statistics.median(times), "latency_p90_ms": times[int(0.9 * (len(times) - 1))], "latency_runs": len(times)}
+
+
+def torch_runner(model, threads: int) -> Runner:
+    import torch
+
+    torch.set_num_threads(threads)
+
+    def run(inputs):
+        with torch.inference_mode():
+            out = model(*[torch.from_numpy(np.asarray(x)) for x in inputs])
+        outs = out if isinstance(out, (tuple, list)) else (out,)
+        return [o.numpy() for o in outs]
+
+    return Runner("torch", run, "fp32", {"threads": threads})
+
+
+def onnxruntime_runner(path: Path, threads: int, providers: Sequence[str] | None = None) -> Runner:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    sess = ort.InferenceSession(str(path), opts, providers=list(providers or ["CPUExecutionProvider"]))
+    names = [i.name for i in sess.get_inputs()]
+
+    def run(inputs):
+        return sess.run(None, dict(zip(names, inputs)))
+
+    return Runner("onnxruntime", run, "as stored", {"threads": threads, "providers": sess.get_providers()})
+
+
+def openvino_runner(path: Path, threads: int, device: str = "CPU", precision_hint: str = "f32") -> Runner:
+    """``precision_hint`` defaults to f32: on CPUs with AVX512_BF16 OpenVINO otherwise runs float
+    models in bf16. What the compiled model reports back is recorded, not what was asked."""
+    import openvino as ov
+
+    core = ov.Core()
+    config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY"}
+    if precision_hint:
+        config["INFERENCE_PRECISION_HINT"] = precision_hint
+    compiled = core.compile_model(str(path), device, config)
+    request = compiled.create_infer_request()
+    ran = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+
+    def run(inputs):
+        result = request.infer(list(inputs))
+        return [np.array(result[o]) for o in compiled.outputs]
+
+    return Runner("openvino", run, ran, {"threads": threads, "device": device})
+
+
+def litert_runner(path: Path, threads: int) -> Runner:
+    """Full-integer models take and give int8 tensors: quantize inputs and dequantize outputs with
+    each tensor's own scale and zero point, as an app on the device does."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path), num_threads=threads)
+    runner = interp.get_signature_runner()
+    in_details = runner.get_input_details()
+    out_details = runner.get_output_details()
+    in_names = list(in_details)  # signature order = model argument order (args_0, args_1, ...)
+
+    def quantize(x, d):
+        scale, zero = d["quantization"]
+        if d["dtype"] in (np.int8, np.uint8, np.int16) and scale:
+            info = np.iinfo(d["dtype"])
+            return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(d["dtype"])
+        return np.asarray(x, dtype=d["dtype"])
+
+    def dequantize(y, d):
+        scale, zero = d["quantization"]
+        if d["dtype"] in (np.int8, np.uint8, np.int16) and scale:
+            return (y.astype(np.float32) - zero) * scale
+        return y
+
+    def run(inputs):
+        feed = {n: quantize(x, in_details[n]) for n, x in zip(in_names, inputs)}
+        out = runner(**feed)
+        return [dequantize(out[k], out_details[k]) for k in out_details]
+
+    io = {n: np.dtype(d["dtype"]).name for n, d in in_details.items()}
+    return Runner("litert", run, "as stored", {"threads": threads, "delegate": "XNNPACK", "input_dtypes": io})

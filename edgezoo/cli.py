@@ -1,0 +1,104 @@
+"""The `edgezoo` command: parses, calls the library, prints. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from .errors import EdgezooError
+
+
+def _cmd_export(args) -> int:
+    from . import progress
+    from .pipeline import export
+    from .report import export_table
+    from rich.console import Console
+
+    result = export(args.model, int8=args.int8, formats=args.formats, out=args.out, weights=args.weights,
+                    input_shape=args.input_shape, calib=args.calib, calib_samples=args.calib_samples,
+                    threads=args.threads, retrain=args.retrain)
+    Console(width=max(160, Console().width)).print(export_table(result.manifest))
+    failed = [a for a in result.manifest["artifacts"] if a["status"] != "ok"]
+    print(f"manifest: {result.manifest_path}")
+    if failed:
+        progress.console.print(f"[bold red]{len(failed)} of {len(result.manifest['artifacts'])} artifacts failed[/bold red]; see the table above" +
+                               (f" and {result.out_dir / 'export.log'}" if (result.out_dir / 'export.log').exists() else ""))
+        return 1
+    return 0
+
+
+def _cmd_train(args) -> int:
+    from . import registry
+    from .train import evaluate, trained_model
+
+    spec = registry.get(args.model)
+    model, path = trained_model(spec, retrain=args.retrain)
+    data = spec.load_data(spec.inputs[0].shape)
+    metric = evaluate(model, data, "test")
+    print(f"{spec.name}: test {spec.metric_name} {metric:.4f} (bar {spec.min_metric}); checkpoint {path}")
+    return 0 if spec.min_metric is None or metric >= spec.min_metric else 1
+
+
+def _cmd_list(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import registry
+    from .stats import count_macs, count_params
+
+    table = Table(title="edgezoo models")
+    for col in ("name", "task", "dataset", "params", "MACs", "input"):
+        table.add_column(col)
+    for name in registry.names():
+        spec = registry.get(name)
+        model = spec.build().eval()
+        inputs = ", ".join(f"{i.name} {'x'.join(map(str, i.shape))} {i.dtype}" for i in spec.inputs)
+        table.add_row(name, spec.task, spec.dataset, f"{count_params(model) / 1e6:.2f} M", f"{count_macs(model, spec.example_inputs()) / 1e6:.0f} M", inputs)
+    Console(width=max(140, Console().width)).print(table)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .export import FORMATS
+
+    parser = argparse.ArgumentParser(prog="edgezoo", description="Train, export, int8-quantize and check models for the edge.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("export", help="export a zoo model (or PATH.py:Class) to every format and check each against torch")
+    p.add_argument("--model", default="mobilenet", help="zoo name (see `edgezoo list`) or PATH.py:ClassName")
+    p.add_argument("--int8", action="store_true", help="also make calibrated int8 artifacts")
+    p.add_argument("--formats", default=None, help=f"comma-separated subset of {','.join(FORMATS)} (default: all)")
+    p.add_argument("--out", default=None, help="output folder (default: edgezoo-out/MODEL)")
+    p.add_argument("--weights", default=None, help="checkpoint to export instead of the zoo's trained one (.safetensors, or a torch state_dict)")
+    p.add_argument("--input-shape", action="append", default=None, help="input shape, batch first, e.g. 1,3,64,64 (repeat for several inputs)")
+    p.add_argument("--calib", default=None, help="int8 calibration samples: FILE.npy (N stacked) or DIR of .npy files")
+    p.add_argument("--calib-samples", type=int, default=128, help="calibration samples to use (default 128)")
+    p.add_argument("--threads", type=int, default=2, help="threads for every runtime when checking and timing (default 2)")
+    p.add_argument("--retrain", action="store_true", help="train again even if a checkpoint is cached")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("train", help="train a zoo model and cache its checkpoint")
+    p.add_argument("--model", required=True)
+    p.add_argument("--retrain", action="store_true", help="train again even if a checkpoint is cached")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("list", help="list the zoo's models")
+    p.set_defaults(func=_cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EdgezooError as exc:
+        print(f"edgezoo: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edgezoo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

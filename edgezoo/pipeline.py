@@ -1,0 +1,321 @@
+"""export(): spec -> torch model -> exporter -> artifact -> checker -> manifest row -> report.
+
+Every artifact is run in its own runtime in the call that makes it; nothing lands in the output
+folder before it is complete (staged, then os.replace), and the manifest is written last.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from . import progress, registry
+from .check import Reference, check_artifact, reference_outputs
+from .devices.runners import measure_latency, torch_runner
+from .errors import BadInput
+from .export import FORMATS, ExportContext, Format
+from .quantize import calibration
+from .registry import InputSpec, ModelSpec
+from .usermodel import check_forward, is_user_ref, parse_input_shape, user_spec
+from .weights import load_into, read_state_dict
+
+PRECISIONS = ("fp32", "int8")
+USER_SAMPLE_COUNT = 32
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    manifest: dict
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.out_dir / "manifest.json"
+
+    @property
+    def ok(self) -> bool:
+        return all(a["status"] == "ok" for a in self.manifest["artifacts"])
+
+
+def parse_formats(formats: str | Sequence[str] | None) -> list[Format]:
+    if formats is None:
+        return list(FORMATS.values())
+    names = [f.strip() for f in (formats.split(",") if isinstance(formats, str) else formats) if f.strip()]
+    if not names:
+        raise BadInput(f"--formats {formats!r} names no format: choose from {','.join(FORMATS)}")
+    chosen = []
+    for name in names:
+        if name not in FORMATS:
+            close = difflib.get_close_matches(name, FORMATS, n=1, cutoff=0.4)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise BadInput(f"--formats: unknown format {name!r}: {hint}choose from {','.join(FORMATS)}")
+        if FORMATS[name] not in chosen:
+            chosen.append(FORMATS[name])
+    return chosen
+
+
+def prepare_out_dir(out: str | os.PathLike) -> Path:
+    """Create the output folder (or accept an existing one) and prove it is writable, before any work."""
+    out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"output path {str(out)!r} is a file, not a folder: pass --out a folder (new or existing)")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".edgezoo-write-test-"):
+            pass
+    except OSError as exc:
+        raise BadInput(f"output folder {str(out)!r} is not writable ({exc.strerror or exc}): pass --out a folder you can write to") from None
+    return out.resolve()
+
+
+def resolve_spec(model: str | ModelSpec, input_shapes: Sequence[tuple[int, ...]] | None) -> ModelSpec:
+    if isinstance(model, ModelSpec):
+        spec = model
+    elif is_user_ref(model):
+        return user_spec(model, list(input_shapes or []))
+    else:
+        spec = registry.get(model)
+    if input_shapes:
+        if len(input_shapes) != len(spec.inputs):
+            raise BadInput(f"--input-shape: {spec.name} takes {len(spec.inputs)} input(s), got {len(input_shapes)} shape(s)")
+        spec = spec.with_input_shapes(input_shapes)
+    return spec
+
+
+def load_model(spec: ModelSpec, weights: str | os.PathLike | None, retrain: bool = False) -> tuple[torch.nn.Module, str]:
+    """(model in eval mode, where its weights came from)."""
+    if weights is not None:
+        model = spec.build()
+        load_into(model, read_state_dict(weights), str(weights))
+        source = f"--weights {weights}"
+    elif spec.load_data is not None and spec.recipe.epochs + (spec.recipe.warmup_resolution or (0,))[0] > 0:
+        from .train import trained_model
+
+        model, path = trained_model(spec, retrain=retrain)
+        source = str(path)
+    else:
+        model = spec.build()
+        source = "initial weights (no --weights given)"
+        progress.warn(f"{spec.name}: no --weights given, exporting the model's initial weights")
+    model.eval()
+    check_forward(model, spec, spec.description or spec.name)
+    return model, source
+
+
+def export(
+    model: str | ModelSpec = "mobilenet",
+    *,
+    int8: bool = False,
+    formats: str | Sequence[str] | None = None,
+    out: str | os.PathLike | None = None,
+    weights: str | os.PathLike | None = None,
+    input_shape: str | Sequence[str] | None = None,
+    calib: str | os.PathLike | None = None,
+    calib_samples: int = 128,
+    threads: int = 2,
+    retrain: bool = False,
+) -> ExportResult:
+    """What `edgezoo export` does: every chosen format in fp32 (and int8), each checked against torch."""
+    started = time.perf_counter()
+    chosen = parse_formats(formats)
+    shapes = [parse_input_shape(s) for s in ([input_shape] if isinstance(input_shape, str) else (input_shape or []))]
+    spec = resolve_spec(model, shapes)
+    out_dir = prepare_out_dir(out if out is not None else Path("edgezoo-out") / spec.name)
+    if calib is not None:
+        calib_set = calibration.from_user_files(calib, spec.inputs, limit=calib_samples)
+    net, weights_source = load_model(spec, weights, retrain=retrain)
+
+    data = spec.load_data(spec.inputs[0].shape) if spec.load_data is not None else None
+    with progress.step(f"{spec.name}: torch reference on {'the held-out test split' if data else 'sample inputs'}"):
+        ref = reference_outputs(net, spec, data, n_samples=USER_SAMPLE_COUNT)
+        reference_latency = measure_latency(torch_runner(net, threads), ref.inputs[0])
+    if calib is None:
+        if data is not None:
+            calib_set = calibration.from_task_data(data, calib_samples)
+        elif int8:
+            calib_set = calibration.random_inputs(spec.inputs, min(calib_samples, 64), seed=1)
+            progress.warn(f"{spec.name}: no --calib given, int8 calibrates on random inputs; give --calib FILE.npy|DIR for real ranges")
+        else:
+            calib_set = calibration.CalibrationSet([], "none (fp32 only)")
+
+    precisions = PRECISIONS if int8 else PRECISIONS[:1]
+    rows: list[dict] = []
+    log_lines: list[str] = []
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".edgezoo-staging-"))
+    try:
+        ctx = ExportContext(
+            model=net,
+            example_inputs=tuple(torch.from_numpy(x) for x in ref.inputs[0]),
+            input_names=[i.name for i in spec.inputs],
+            output_names=[f"output{i}" if ref.n_outputs > 1 else "output" for i in range(ref.n_outputs)],
+            calibration=calib_set,
+            workdir=staging,
+            threads=threads,
+        )
+        for fmt in chosen:
+            fp32_path = None
+            for precision in precisions:
+                stem = f"{spec.name}{'' if fmt.name != 'openvino' else '_openvino'}{'_int8' if precision == 'int8' else ''}"
+                final = out_dir / f"{stem}{fmt.suffix}"
+                with progress.step(f"{fmt.label} {precision}: convert and check"):
+                    row = _make_artifact(fmt, precision, ctx, staging / final.name, fp32_path, spec, ref, threads, log_lines)
+                if row.pop("landed", False):
+                    for f in fmt.files(staging / final.name):
+                        os.replace(f, out_dir / f.name)
+                row["path"] = final.name
+                if precision == "fp32" and row["stage"] == "done":
+                    fp32_path = out_dir / final.name
+                rows.append(row)
+                _print_row(row)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+    manifest = {
+        "model": spec.name,
+        "description": spec.description,
+        "task": spec.task,
+        "dataset": spec.dataset,
+        "weights": weights_source,
+        "input": _inputs_entry(spec.inputs),
+        "reference": {
+            "framework": "torch",
+            "metric_name": spec.metric_name,
+            "metric": ref.metric,
+            "eval_samples": ref.n_samples,
+            "eval_source": ref.source,
+            **reference_latency,
+        },
+        "calibration": calib_set.source if int8 else None,
+        "threads": threads,
+        "host": _host(),
+        "versions": _versions(chosen),
+        "seconds": round(time.perf_counter() - started, 1),
+        "artifacts": rows,
+    }
+    log_path = out_dir / "export.log"
+    if log_lines:
+        _write_atomic(log_path, "\n".join(log_lines))
+    elif log_path.exists():
+        log_path.unlink()
+    _write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    return ExportResult(out_dir, manifest)
+
+
+def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Reference, threads, log_lines) -> dict:
+    row: dict = {"format": fmt.name, "precision": precision, "path": None, "bytes": None, "sha256": None, "status": "failed",
+                 "metric": None, "metric_delta": None, "agreement": None, "max_abs_diff": None, "rel_error": None, "cosine": None,
+                 "latency_ms": None, "runtime": fmt.runtime, "precision_ran": None, "scheme": None, "error": None, "stage": "convert"}
+    t0 = time.perf_counter()
+    try:
+        if precision == "fp32":
+            fmt.export_fp32(ctx, staged)
+            row["scheme"] = "fp32"
+        else:
+            if fp32_path is None:
+                raise RuntimeError(f"needs the fp32 {fmt.name} artifact, which could not be made")
+            row["scheme"] = fmt.quantize_int8(ctx, fp32_path, staged)
+    except Exception as exc:  # a converter's failure is a failed row, not a dead tool
+        row["error"] = f"{_converter_name(fmt, precision)} failed: {type(exc).__name__}: {_one_line(exc)}"
+        log_lines.append(f"== {fmt.name} {precision}: {row['error']}\n" + "".join(traceback.format_exception(exc)))
+        return row
+    files = fmt.files(staged)
+    row["bytes"] = sum(f.stat().st_size for f in files)
+    row["sha256"] = _sha256(staged)
+    row["files"] = [{"path": f.name, "bytes": f.stat().st_size, "sha256": _sha256(f)} for f in files]
+    row["convert_s"] = round(time.perf_counter() - t0, 2)
+    row["stage"] = "check"
+    try:
+        runner = fmt.runner(staged, threads)
+        row["precision_ran"] = precision if runner.precision == "as stored" else runner.precision
+        row["runtime_detail"] = runner.detail
+        row.update(check_artifact(runner, ref, precision, spec))
+        row.update(measure_latency(runner, ref.inputs[0]))
+    except Exception as exc:
+        row["status"] = "failed"
+        row["error"] = f"{fmt.runtime} could not run the artifact: {type(exc).__name__}: {_one_line(exc)}"
+        log_lines.append(f"== {fmt.name} {precision}: {row['error']}\n" + "".join(traceback.format_exception(exc)))
+        return row
+    # A complete artifact that misses its bound still lands (to inspect), flagged failed.
+    row["landed"] = True
+    row["stage"] = "done"
+    return row
+
+
+def _converter_name(fmt: Format, precision: str) -> str:
+    names = {("onnx", "fp32"): "torch.onnx.export", ("onnx", "int8"): "onnxruntime.quantization",
+             ("tflite", "fp32"): "litert-torch", ("tflite", "int8"): "ai-edge-quantizer",
+             ("openvino", "fp32"): "openvino.convert_model", ("openvino", "int8"): "nncf.quantize"}
+    return names.get((fmt.name, precision), f"{fmt.name} {precision} export")
+
+
+def _print_row(row: dict) -> None:
+    if row["status"] == "ok":
+        progress.info(f"  [green]ok[/green]     {row['format']:<9} {row['precision']:<5} {row['path']}")
+    else:
+        progress.console.print(f"  [bold red]FAILED[/bold red] {row['format']:<9} {row['precision']:<5} {row['error']}", highlight=False)
+
+
+def _inputs_entry(inputs: Sequence[InputSpec]) -> dict | list:
+    entries = [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype} for i in inputs]
+    return entries[0] if len(entries) == 1 else entries
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _versions(formats: Sequence[Format]) -> dict:
+    names = ["edgezoo", "torch", "numpy"] + [p for f in formats for p in f.packages]
+    out = {"python": platform.python_version()}
+    for name in dict.fromkeys(names):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _host() -> dict:
+    cpu = platform.processor() or ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"machine": platform.machine(), "system": platform.system(), "cpu": cpu, "cpu_count": os.cpu_count()}
+
+
+def _one_line(exc: BaseException) -> str:
+    lines = [l.strip() for l in str(exc).strip().splitlines() if l.strip()]
+    return (lines[0] if lines else "(no message)")[:300]

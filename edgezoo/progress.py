@@ -1,0 +1,53 @@
+"""Progress bars and status lines on stderr (rich), quiet when EDGEZOO_QUIET is set."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+console = Console(stderr=True)
+
+
+def quiet() -> bool:
+    return bool(os.environ.get("EDGEZOO_QUIET"))
+
+
+@contextlib.contextmanager
+def bar(description: str, total: int):
+    """Yields ``advance(n, note)``; a no-op when quiet."""
+    if quiet():
+        yield lambda n=1, note="": None
+        return
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as p:
+        task = p.add_task(description, total=total, note="")
+
+        def advance(n: int = 1, note: str = "") -> None:
+            p.update(task, advance=n, note=note)
+
+        yield advance
+
+
+@contextlib.contextmanager
+def step(description: str):
+    """A spinner for one step that takes seconds (a conversion, a calibration)."""
+    if quiet() or not console.is_terminal:
+        if not quiet():
+            print(f"  {description} ...", file=sys.stderr, flush=True)
+        yield
+        return
+    with console.status(description):
+        yield
+
+
+def info(message: str) -> None:
+    if not quiet():
+        console.print(message, highlight=False)
+
+
+def warn(message: str) -> None:
+    console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)

@@ -1,0 +1,111 @@
+"""name -> ModelSpec: the model card every generic step reads instead of branching on a name."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .errors import BadInput
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One named model input: shape (batch first), dtype and the value range it is drawn from."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    value_range: tuple[float, float] = (0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """How close an artifact must stay to torch, as data rather than code.
+
+    fp32: max |out - torch| / max |torch| below ``fp32_rel_error``.
+    int8: task metric at most ``int8_metric_drop`` below torch fp32 (in metric units: 0.01 = 1 point);
+          without a task metric, mean cosine similarity of outputs at least ``int8_min_cosine``.
+    """
+
+    fp32_rel_error: float = 1e-4
+    int8_metric_drop: float = 0.01
+    int8_min_cosine: float = 0.98   # int8 bound for models without a task metric (user models)
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float = 0.0
+    # Optional lower-resolution pre-training stage for fully-convolutional models: (epochs, size).
+    warmup_resolution: tuple[int, int] | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    task: str
+    dataset: str
+    builder: Callable[..., torch.nn.Module]
+    inputs: tuple[InputSpec, ...]
+    load_data: Callable[..., "object"] | None   # input_shape -> TaskData; None: no shipped data
+    metric_name: str | None
+    recipe: TrainRecipe
+    build_kwargs: dict = field(default_factory=dict)
+    tolerance: Tolerance = Tolerance()
+    min_metric: float | None = None
+    description: str = ""
+
+    def build(self, **overrides) -> torch.nn.Module:
+        return self.builder(**{**self.build_kwargs, **overrides})
+
+    def with_input_shapes(self, shapes) -> "ModelSpec":
+        inputs = tuple(dataclasses.replace(i, shape=tuple(s)) for i, s in zip(self.inputs, shapes))
+        return dataclasses.replace(self, inputs=inputs)
+
+    def example_inputs(self, seed: int = 0) -> tuple[torch.Tensor, ...]:
+        g = torch.Generator().manual_seed(seed)
+        out = []
+        for spec in self.inputs:
+            lo, hi = spec.value_range
+            if spec.dtype.startswith("int"):
+                out.append(torch.randint(int(lo), int(hi), spec.shape, generator=g, dtype=getattr(torch, spec.dtype)))
+            else:
+                out.append(torch.rand(spec.shape, generator=g) * (hi - lo) + lo)
+        return tuple(out)
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+
+
+def register(spec: ModelSpec) -> ModelSpec:
+    if spec.name in _REGISTRY:
+        raise ValueError(f"model {spec.name!r} registered twice")
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _load_zoo() -> None:
+    from . import models  # noqa: F401  (each model file registers itself on import)
+
+
+def names() -> list[str]:
+    _load_zoo()
+    return sorted(_REGISTRY)
+
+
+def get(name: str) -> ModelSpec:
+    _load_zoo()
+    if name in _REGISTRY:
+        return _REGISTRY[name]
+    close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else f"known models: {', '.join(sorted(_REGISTRY))}"
+    raise BadInput(
+        f"unknown model {name!r}: {hint} (`edgezoo list` shows all; a model of your own is PATH.py:ClassName)"
+    )

@@ -1,0 +1,38 @@
+"""Tables from manifests: the terminal table after an export, and markdown for the README."""
+
+from __future__ import annotations
+
+from rich.table import Table
+
+
+def human_bytes(n: int | None) -> str:
+    if n is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def _fmt(value, spec: str, missing: str = "-") -> str:
+    return missing if value is None else format(value, spec)
+
+
+def export_table(manifest: dict) -> Table:
+    ref = manifest["reference"]
+    metric_name = ref["metric_name"] or "metric"
+    table = Table(title=f"{manifest['model']}: {ref['eval_source']}, {manifest['threads']} threads on this host", title_justify="left")
+    for col, justify in (("format", "left"), ("precision", "left"), ("ran as", "left"), ("size", "right"), (metric_name, "right"),
+                         ("Δ vs torch", "right"), ("agree", "right"), ("max|Δ|", "right"), ("latency ms", "right"), ("status", "left")):
+        table.add_column(col, justify=justify)
+    table.add_row("torch", "fp32", "fp32", "-", _fmt(ref["metric"], ".4f"), "", "", "", _fmt(ref["latency_ms"], ".2f"), "reference")
+    for a in manifest["artifacts"]:
+        status = "[green]ok[/green]" if a["status"] == "ok" else f"[bold red]FAILED[/bold red] {a['error']}"
+        delta = None if a.get("metric_delta") is None else a["metric_delta"] * 100
+        table.add_row(
+            a["format"], a["precision"], a.get("precision_ran") or "-", human_bytes(a["bytes"]), _fmt(a.get("metric"), ".4f"),
+            _fmt(delta, "+.2f") + (" pt" if delta is not None else ""), _fmt(a.get("agreement"), ".3f"),
+            _fmt(a.get("max_abs_diff"), ".1e"), _fmt(a.get("latency_ms"), ".2f"), status,
+        )
+    return table

@@ -1,0 +1,95 @@
+"""One training loop for every zoo model; the recipe on the model card differs, not the loop."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import paths, progress
+from .data.base import TaskData
+from .registry import ModelSpec
+from .weights import load_into, read_state_dict, save_state_dict
+
+log = logging.getLogger(__name__)
+
+
+def cache_key(spec: ModelSpec) -> str:
+    """Changes whenever anything that shapes the trained weights changes."""
+    blob = json.dumps(
+        {
+            "name": spec.name,
+            "build": spec.build_kwargs,
+            "inputs": [dataclasses.astuple(i) for i in spec.inputs],
+            "recipe": dataclasses.asdict(spec.recipe),
+            "version": 1,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def evaluate(model: nn.Module, data: TaskData, split: str, batch_size: int = 64) -> float:
+    model.eval()
+    outputs, targets = [], []
+    with torch.inference_mode():
+        for inputs, target in data.batches(split, batch_size):
+            outputs.append(model(*inputs).numpy())
+            targets.append(target.numpy())
+    return data.metric(np.concatenate(outputs), np.concatenate(targets))
+
+
+def _run_stage(model, data: TaskData, epochs: int, recipe, label: str) -> None:
+    opt = torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    steps_per_epoch = -(-data.size("train") // recipe.batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=max(1, epochs * steps_per_epoch), pct_start=0.15)
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
+    with progress.bar(f"train {label}", total=epochs * steps_per_epoch) as advance:
+        for epoch in range(epochs):
+            model.train()
+            for inputs, target in data.batches("train", recipe.batch_size, shuffle=True, augment=True, seed=recipe.seed + epoch):
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn(model(*inputs), target)
+                loss.backward()
+                opt.step()
+                sched.step()
+                advance(1, f"epoch {epoch + 1}/{epochs} loss {loss.item():.3f}")
+
+
+def train(spec: ModelSpec) -> tuple[nn.Module, dict]:
+    """Trains ``spec`` from scratch with its recipe; returns the model and its held-out metrics."""
+    recipe = spec.recipe
+    torch.manual_seed(recipe.seed)
+    model = spec.build()
+    shape = spec.inputs[0].shape
+    if recipe.warmup_resolution:
+        epochs, size = recipe.warmup_resolution
+        low = spec.load_data(shape[:-2] + (size, size))
+        _run_stage(model, low, epochs, recipe, f"{spec.name} @{size}px")
+    data = spec.load_data(shape)
+    if recipe.epochs:
+        _run_stage(model, data, recipe.epochs, recipe, f"{spec.name} @{'x'.join(map(str, shape[1:]))}")
+    model.eval()
+    metrics = {"val": evaluate(model, data, "val"), "test": evaluate(model, data, "test")}
+    return model, metrics
+
+
+def trained_model(spec: ModelSpec, retrain: bool = False) -> tuple[nn.Module, Path]:
+    """The cached checkpoint for ``spec``, training it first if there is none (or ``retrain``)."""
+    path = paths.checkpoint_path(spec.name, cache_key(spec))
+    model = spec.build()
+    if path.is_file() and not retrain:
+        load_into(model, read_state_dict(path), str(path))
+        return model.eval(), path
+    log.info("no cached checkpoint for %s; training it (%s)", spec.name, path)
+    model, metrics = train(spec)
+    save_state_dict(model.state_dict(), path)
+    path.with_suffix(".json").write_text(json.dumps({"model": spec.name, "metrics": metrics}, indent=1))
+    return model, path

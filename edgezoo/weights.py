@@ -1,0 +1,84 @@
+"""Loading and saving checkpoints without executing anything a file carries."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .errors import BadInput
+
+# Common wrappers around a state_dict in training checkpoints.
+_NESTED_KEYS = ("state_dict", "model_state_dict", "model")
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A state_dict from a safetensors file or a torch file, refusing pickled code."""
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(f"weights file {str(path)!r} does not exist: pass --weights an existing .pt/.pth/.safetensors file")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorsError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except (SafetensorsError, OSError, ValueError) as exc:
+            raise BadInput(f"weights file {str(path)!r} is not a readable safetensors file ({_first_line(exc)}): re-save it with safetensors.torch.save_file") from None
+    try:
+        # A file object, not a path: torch.load hands a *.safetensors path to safetensors whatever
+        # weights_only says, and we want one loader per suffix.
+        with open(path, "rb") as f:
+            obj = torch.load(f, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
+        text = str(exc)
+        if "Weights only load failed" in text or "Unsupported global" in text or "GLOBAL" in text:
+            raise BadInput(f"weights file {str(path)!r} carries pickled code and was refused (nothing was executed): save a plain state_dict with torch.save(model.state_dict(), f) or safetensors") from None
+        raise BadInput(f"weights file {str(path)!r} is corrupt or not a torch checkpoint ({_first_line(exc)}): re-save it with torch.save(model.state_dict(), f)") from None
+    for key in _NESTED_KEYS:
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+            break
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise BadInput(f"weights file {str(path)!r} holds a {type(obj).__name__}, not a state_dict of tensors: save model.state_dict()")
+    return obj
+
+
+def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """strict=True load that names the first mismatching key instead of torch's wall of text."""
+    own = model.state_dict()
+    for key, value in own.items():
+        if key not in state:
+            raise BadInput(f"weights {source!r} do not match the model: key {key!r} is missing from the file; use weights saved from this architecture")
+        if tuple(state[key].shape) != tuple(value.shape):
+            raise BadInput(
+                f"weights {source!r} do not match the model: {key!r} has shape {list(state[key].shape)} in the file, {list(value.shape)} in the model; use weights saved from this architecture"
+            )
+    for key in state:
+        if key not in own:
+            raise BadInput(f"weights {source!r} do not match the model: unexpected key {key!r} in the file; use weights saved from this architecture")
+    model.load_state_dict(state, strict=True)
+
+
+def save_state_dict(state: dict[str, torch.Tensor], path: Path) -> None:
+    """Atomic save through a file object (torch derives the zip's record names from a path's name,
+    so saving under a temporary path and renaming would change the bytes)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, f)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__).replace("\x1b[1m", "").replace("\x1b[0m", "")

@@ -1,0 +1,5 @@
+"""int8 per runtime, fed by one calibration interface (CalibrationSet)."""
+
+from .calibration import CalibrationSet
+
+__all__ = ["CalibrationSet"]

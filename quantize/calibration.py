@@ -1,0 +1,83 @@
+"""The one calibration interface: the zoo yields sample input tuples once; each quantizer adapts
+this list to its own reader (ORT CalibrationDataReader, nncf.Dataset, ai-edge-quantizer's dict)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BadInput
+
+
+@dataclass
+class CalibrationSet:
+    samples: list[tuple[np.ndarray, ...]]   # each a full model input tuple (batch included)
+    source: str                             # said in the manifest: where the samples came from
+
+    def as_dicts(self, names: list[str]) -> list[dict[str, np.ndarray]]:
+        return [dict(zip(names, s)) for s in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+def from_task_data(data, n: int, split: str = "train") -> CalibrationSet:
+    """The first ``n`` samples of a split (at the model's batch size)."""
+    samples = []
+    for inputs, _ in data.batches(split, batch_size=1):
+        samples.append(tuple(t.numpy() for t in inputs))
+        if len(samples) >= n:
+            break
+    return CalibrationSet(samples, f"{data.name} {split} split, {len(samples)} samples")
+
+
+def random_inputs(input_specs, n: int, seed: int = 0) -> CalibrationSet:
+    rng = np.random.default_rng(seed)
+    samples = []
+    for _ in range(n):
+        sample = []
+        for spec in input_specs:
+            lo, hi = spec.value_range
+            if spec.dtype.startswith("int"):
+                sample.append(rng.integers(int(lo), int(hi), spec.shape).astype(spec.dtype))
+            else:
+                sample.append((rng.random(spec.shape) * (hi - lo) + lo).astype(spec.dtype))
+        samples.append(tuple(sample))
+    return CalibrationSet(samples, f"random inputs in {input_specs[0].value_range}, {n} samples")
+
+
+def from_user_files(path: str | Path, input_specs, limit: int = 256) -> CalibrationSet:
+    """--calib FILE.npy (N samples stacked on a first axis) or DIR of .npy files (one sample each).
+    Never unpickles: object arrays are refused."""
+    path = Path(path)
+    if len(input_specs) != 1:
+        raise BadInput(f"--calib {str(path)!r}: calibration files are supported for single-input models only")
+    shape = tuple(input_specs[0].shape)
+    dtype = input_specs[0].dtype
+    if path.is_dir():
+        files = sorted(path.glob("*.npy"))
+        if not files:
+            raise BadInput(f"--calib {str(path)!r} holds no .npy files: put one sample per .npy file in it")
+        arrays = [_load_npy(f) for f in files[:limit]]
+    elif path.is_file():
+        stacked = _load_npy(path)
+        arrays = list(stacked) if stacked.shape != shape and stacked.ndim == len(shape) + 1 else [stacked]
+    else:
+        raise BadInput(f"--calib {str(path)!r} does not exist: pass a .npy file or a folder of .npy files")
+    samples = []
+    for i, a in enumerate(arrays[:limit]):
+        if a.size != int(np.prod(shape)):
+            raise BadInput(f"--calib {str(path)!r}: sample {i} has shape {list(a.shape)}, the model takes {list(shape)}: save samples of that shape")
+        samples.append((a.reshape(shape).astype(dtype),))
+    return CalibrationSet(samples, f"user file {path.name}, {len(samples)} samples")
+
+
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        return np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise BadInput(f"--calib file {str(path)!r} is not a plain numeric .npy ({exc}): save it with np.save from a numeric array") from None
+    except OSError as exc:
+        raise BadInput(f"--calib file {str(path)!r} cannot be read ({exc}): save it with np.save") from None

@@ -1,0 +1,41 @@
+"""ONNX Runtime static int8: QDQ, per-channel int8 weights, uint8 activations (U8S8).
+
+U8S8 rather than ORT's default S8S8: on x86 S8S8 leaves many convolutions in float and barely
+speeds up (measured: 15 of 52 MobileNet convs stayed float, 1.05-1.4x), U8S8 quantizes all (1.7-2.2x).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+
+def quantize_static_qdq(ctx, fp32_path: Path, out_path: Path) -> str:
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    feeds = ctx.calibration.as_dicts(ctx.input_names)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self._it = iter(feeds)
+
+        def get_next(self):
+            return next(self._it, None)
+
+    from ..export.base import quiet_converter
+
+    with tempfile.TemporaryDirectory(dir=ctx.workdir) as tmp, quiet_converter():
+        prepped = Path(tmp) / "prepped.onnx"
+        quant_pre_process(str(fp32_path), str(prepped), skip_symbolic_shape=False)
+        quantize_static(
+            str(prepped),
+            str(out_path),
+            Reader(),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+    return f"static QDQ, per-channel int8 weights, uint8 activations, min/max over {len(feeds)} samples"
