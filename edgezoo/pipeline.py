@@ -7,7 +7,6 @@ folder before it is complete (staged, then os.replace), and the manifest is writ
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import os
 import platform
@@ -27,6 +26,7 @@ from . import progress, registry
 from .check import Reference, check_artifact, reference_outputs
 from .devices.runners import measure_latency, torch_runner
 from .errors import BadInput
+from .fileio import sha256_file, write_text_atomic
 from .export import FORMATS, ExportContext, Format
 from .quantize import calibration
 from .registry import InputSpec, ModelSpec
@@ -102,7 +102,7 @@ def load_model(spec: ModelSpec, weights: str | os.PathLike | None, retrain: bool
         model = spec.build()
         load_into(model, read_state_dict(weights), str(weights))
         source = f"--weights {weights}"
-    elif spec.load_data is not None and spec.recipe.epochs + (spec.recipe.warmup_resolution or (0,))[0] > 0:
+    elif spec.load_data is not None and spec.recipe.epochs > 0:
         from .train import trained_model
 
         model, path = trained_model(spec, retrain=retrain)
@@ -208,10 +208,10 @@ def export(
     }
     log_path = out_dir / "export.log"
     if log_lines:
-        _write_atomic(log_path, "\n".join(log_lines))
+        write_text_atomic(log_path, "\n".join(log_lines))
     elif log_path.exists():
         log_path.unlink()
-    _write_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    write_text_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
     return ExportResult(out_dir, manifest)
 
 
@@ -234,8 +234,8 @@ def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Refe
         return row
     files = fmt.files(staged)
     row["bytes"] = sum(f.stat().st_size for f in files)
-    row["sha256"] = _sha256(staged)
-    row["files"] = [{"path": f.name, "bytes": f.stat().st_size, "sha256": _sha256(f)} for f in files]
+    row["sha256"] = sha256_file(staged)
+    row["files"] = [{"path": f.name, "bytes": f.stat().st_size, "sha256": sha256_file(f)} for f in files]
     row["convert_s"] = round(time.perf_counter() - t0, 2)
     row["stage"] = "check"
     try:
@@ -274,25 +274,6 @@ def _inputs_entry(inputs: Sequence[InputSpec]) -> dict | list:
     return entries[0] if len(entries) == 1 else entries
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _versions(formats: Sequence[Format]) -> dict:
     names = ["edgezoo", "torch", "numpy"] + [p for f in formats for p in f.packages]
     out = {"python": platform.python_version()}
@@ -319,3 +300,4 @@ def _host() -> dict:
 def _one_line(exc: BaseException) -> str:
     lines = [l.strip() for l in str(exc).strip().splitlines() if l.strip()]
     return (lines[0] if lines else "(no message)")[:300]
+

@@ -22,6 +22,18 @@ def bar(description: str, total: int):
     if quiet():
         yield lambda n=1, note="": None
         return
+    if not console.is_terminal:  # a log file or CI: a line at each tenth instead of a redrawn bar
+        done = 0
+        print(f"{description}: 0/{total}", file=sys.stderr, flush=True)
+
+        def advance_plain(n: int = 1, note: str = "") -> None:
+            nonlocal done
+            before, done = done, done + n
+            if done * 10 // max(total, 1) != before * 10 // max(total, 1) or done == total:
+                print(f"{description}: {done}/{total} {note}", file=sys.stderr, flush=True)
+
+        yield advance_plain
+        return
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"), TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=False) as p:
         task = p.add_task(description, total=total, note="")

@@ -37,14 +37,28 @@ class Tolerance:
 
 
 @dataclass(frozen=True)
-class TrainRecipe:
+class Stage:
+    """``epochs`` at peak learning rate ``lr`` (one-cycle schedule), at input ``size`` (height =
+    width) for fully-convolutional image models, or at the model card's shape when None.
+    ``train_from``: parameters before the first one whose name starts with it stay frozen (their
+    batch-norm statistics still adapt); None trains everything."""
+
     epochs: int
-    batch_size: int
     lr: float
+    size: int | None = None
+    train_from: str | None = None
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    stages: tuple[Stage, ...]
+    batch_size: int
     weight_decay: float = 0.0
-    # Optional lower-resolution pre-training stage for fully-convolutional models: (epochs, size).
-    warmup_resolution: tuple[int, int] | None = None
     seed: int = 0
+
+    @property
+    def epochs(self) -> int:
+        return sum(s.epochs for s in self.stages)
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ def user_spec(ref: str, input_shapes: list[tuple[int, ...]]) -> ModelSpec:
         inputs=inputs,
         load_data=None,
         metric_name=None,
-        recipe=TrainRecipe(epochs=0, batch_size=1, lr=0.0),
+        recipe=TrainRecipe(stages=(), batch_size=1),
         description=f"{cls.__name__} from {ref.rsplit(':', 1)[0]}",
     )
 

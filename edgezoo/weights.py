@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import os
-import tempfile
-import zipfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .errors import BadInput
+from .fileio import atomic_open
 
 # Common wrappers around a state_dict in training checkpoints.
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model")
@@ -68,17 +66,11 @@ def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> 
 def save_state_dict(state: dict[str, torch.Tensor], path: Path) -> None:
     """Atomic save through a file object (torch derives the zip's record names from a path's name,
     so saving under a temporary path and renaming would change the bytes)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, f)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, f)
 
 
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__).replace("\x1b[1m", "").replace("\x1b[0m", "")
+

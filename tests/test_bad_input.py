@@ -1,0 +1,130 @@
+"""Each bad input: one line naming the input and the fix, a non-zero exit, no traceback, nothing written."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import pytest
+import torch
+
+
+def _assert_one_line_error(result, *needles: str) -> str:
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert "Traceback" not in result.stderr
+    lines = [l for l in result.stderr.splitlines() if l.strip() and not l.startswith("warning:")]
+    assert len(lines) == 1, result.stderr
+    line = lines[0]
+    assert line.startswith("edgezoo: error: ")
+    for needle in needles:
+        assert needle in line, (needle, line)
+    return line
+
+
+def _nothing_written(out):
+    assert not out.exists() or not any(out.iterdir()), list(out.iterdir())
+
+
+def test_unknown_model_suggests_closest(cli, tmp_path):
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", "mobilnet", "--out", out), "'mobilnet'", "did you mean mobilenet")
+    assert not out.exists()
+
+
+def test_unknown_format_suggests_closest(cli, tmp_path):
+    _assert_one_line_error(cli("export", "--formats", "onnx,tflit", "--out", tmp_path / "out"), "'tflit'", "did you mean tflite")
+
+
+def test_model_file_missing(cli, tmp_path):
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", "nope/net.py:Net", "--input-shape", "1,3,8,8", "--out", out), "'nope/net.py'", "does not exist")
+    assert not out.exists()
+
+
+def test_model_class_missing(cli, user_models, tmp_path):
+    out = tmp_path / "out"
+    line = _assert_one_line_error(cli("export", "--model", f"{user_models}:Missing", "--input-shape", "1,3,8,8", "--out", out), "does not define class 'Missing'")
+    assert "TinyNet" in line  # names what the file does define
+    assert not out.exists()
+
+
+def test_forward_raises_quotes_the_exception(cli, user_models, tmp_path):
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:BadForward", "--input-shape", "1,7", "--out", out), "ValueError", "expected 5 features, got 7")
+    _nothing_written(out)
+
+
+def test_constructor_needs_arguments(cli, user_models, tmp_path):
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:NeedsArgs", "--input-shape", "1,7", "--out", out), "NeedsArgs()", "no arguments")
+    _nothing_written(out)
+
+
+@pytest.mark.parametrize("shape", ["1,3,a,8", "1,3,-8,8", "", "1;3"])
+def test_input_shape_malformed(cli, user_models, tmp_path, shape):
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", shape, "--out", out), "--input-shape", "e.g. 1,3,64,64")
+    assert not out.exists()
+
+
+def test_weights_missing(cli, user_models, tmp_path):
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--weights", tmp_path / "none.pt", "--out", out), "none.pt", "does not exist")
+    _nothing_written(out)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_weights_corrupt(cli, user_models, tmp_path, suffix):
+    bad = tmp_path / f"bad{suffix}"
+    bad.write_bytes(b"\x00not a checkpoint at all" * 10)
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--weights", bad, "--out", out), f"bad{suffix}", "re-save")
+    _nothing_written(out)
+
+
+def test_weights_of_another_architecture_name_the_first_mismatch(cli, user_models, tmp_path):
+    weights = tmp_path / "other.pt"
+    torch.save({"conv.weight": torch.zeros(4, 3, 3, 3), "conv.bias": torch.zeros(4)}, weights)
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--weights", weights, "--out", out), "'conv.weight'", "[4, 3, 3, 3]", "[8, 3, 3, 3]")
+    _nothing_written(out)
+
+
+def test_zoo_model_with_foreign_weights(cli, tmp_path):
+    weights = tmp_path / "foreign.pt"
+    torch.save({"fc.weight": torch.zeros(2, 2)}, weights)
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", "mobilenet", "--weights", weights, "--out", out), "'features.0.0.weight'", "missing")
+    _nothing_written(out)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_weights_with_pickled_code_are_refused_unexecuted(cli, user_models, tmp_path):
+    marker = tmp_path / "code-ran"
+    payload = _Payload()
+    payload.marker = marker
+    evil = tmp_path / "evil.pt"
+    torch.save({"conv.weight": payload}, evil)
+    with open(tmp_path / "evil.pkl", "wb") as f:
+        pickle.dump({"x": payload}, f)
+    out = tmp_path / "out"
+    for path in (evil, tmp_path / "evil.pkl"):
+        _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--weights", path, "--out", out), path.name, "pickled code", "refused")
+    assert not marker.exists()
+    _nothing_written(out)
+
+
+def test_output_path_is_a_file(cli, tmp_path):
+    target = tmp_path / "taken"
+    target.write_text("mine")
+    _assert_one_line_error(cli("export", "--out", target), "'" + str(target) + "'", "is a file")
+    assert target.read_text() == "mine"
+
+
+def test_output_path_not_writable(cli, tmp_path):
+    # /proc refuses new folders even to root, where chmod would not.
+    _assert_one_line_error(cli("export", "--out", "/proc/edgezoo-out"), "/proc/edgezoo-out", "not writable")

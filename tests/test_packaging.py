@@ -1,0 +1,35 @@
+"""One installed package: export/, quantize/, devices/ live under edgezoo, never at the top level."""
+
+import importlib.util
+from pathlib import Path
+
+import edgezoo
+
+
+def test_subpackages_install_under_edgezoo():
+    import edgezoo.devices
+    import edgezoo.export
+    import edgezoo.quantize
+
+    for module in (edgezoo.export, edgezoo.quantize, edgezoo.devices):
+        assert module.__name__.startswith("edgezoo.")
+
+
+def test_no_top_level_export_or_quantize_modules():
+    for name in ("export", "quantize", "devices"):
+        assert importlib.util.find_spec(name) is None, name
+
+
+def test_format_table_is_the_only_list():
+    from edgezoo.cli import build_parser
+    from edgezoo.export import FORMATS
+
+    assert list(FORMATS) == ["onnx", "tflite", "openvino"]
+    help_text = build_parser()._subparsers._group_actions[0].choices["export"].format_help()
+    assert "onnx,tflite,openvino" in help_text
+
+
+def test_list_shows_the_flagship(cli):
+    result = cli("list")
+    assert result.returncode == 0, result.stderr
+    assert "mobilenet" in result.stdout and "1x3x224x224" in result.stdout and "300 M" in result.stdout

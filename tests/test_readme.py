@@ -1,0 +1,36 @@
+"""The README's commands and figures come from the code, not from a hand."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _first_block() -> list[str]:
+    block = re.search(r"```(?:sh|bash)?\n(.*?)```", (ROOT / "README.md").read_text(), re.S).group(1)
+    return [l for l in block.strip().splitlines() if l.strip()]
+
+
+def test_readme_starts_with_the_two_commands():
+    install_and_run, install_and_test = _first_block()
+    assert "-c constraints.txt" in install_and_run and install_and_run.endswith("edgezoo export --model mobilenet --int8")
+    assert "-c constraints.txt" in install_and_test and "[test]" in install_and_test and "pytest" in install_and_test
+    assert "torch==2.13.0" in (ROOT / "constraints.txt").read_text()
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "README.md" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_benchmark_block_is_generated_from_stored_results():
+    spec = importlib.util.spec_from_file_location("spine_bench", ROOT / "benchmarks" / "spine.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    results = json.loads(bench.RESULTS.read_text())
+    text = (ROOT / "README.md").read_text()
+    block = text.split("<!-- spine-benchmark:begin (benchmarks/spine.py writes this) -->\n", 1)[1].split("\n<!-- spine-benchmark:end -->", 1)[0]
+    assert block == bench.render(results)

@@ -1,0 +1,75 @@
+"""A user's own nn.Module goes through the same exporters and checks as the zoo."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import torch
+
+
+def test_user_model_int8_with_random_calibration_warns(cli, user_models, tmp_path):
+    out = tmp_path / "out"
+    result = cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--int8", "--out", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "calibrates on random inputs" in result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["model"] == "tinynet"
+    assert manifest["input"]["shape"] == [1, 3, 16, 16]
+    assert manifest["reference"]["metric"] is None  # no data given: parity only
+    assert manifest["calibration"].startswith("random inputs")
+    assert {(a["format"], a["precision"]) for a in manifest["artifacts"]} == {(f, p) for f in ("onnx", "tflite", "openvino") for p in ("fp32", "int8")}
+    for row in manifest["artifacts"]:
+        assert row["status"] == "ok", row
+        assert (out / row["path"]).is_file()
+        if row["precision"] == "fp32":
+            assert row["rel_error"] < 1e-4
+        else:
+            assert row["cosine"] >= 0.98
+    assert "tinynet" in result.stdout and "onnx" in result.stdout  # the table reached the terminal
+
+
+def test_user_weights_and_calibration_files(cli, user_models, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("um", user_models)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(3)
+    net = module.TinyNet()
+    from safetensors.torch import save_file
+
+    save_file(net.state_dict(), str(tmp_path / "tiny.safetensors"))
+    np.save(tmp_path / "calib.npy", np.random.default_rng(0).random((16, 3, 16, 16), dtype=np.float32))
+    out = tmp_path / "out"
+    result = cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--weights", tmp_path / "tiny.safetensors",
+                 "--calib", tmp_path / "calib.npy", "--int8", "--formats", "onnx", "--out", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "random inputs" not in result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["calibration"] == "user file calib.npy, 16 samples"
+    assert [a["format"] for a in manifest["artifacts"]] == ["onnx", "onnx"]
+
+    import onnxruntime as ort
+
+    x = np.random.default_rng(1).random((1, 3, 16, 16), dtype=np.float32)
+    got = ort.InferenceSession(str(out / "tinynet.onnx")).run(None, {"input": x})[0]
+    with torch.inference_mode():
+        want = net.eval()(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)  # the user's weights, not fresh ones
+
+
+def test_converter_failure_is_a_failed_row_and_others_land(cli, user_models, tmp_path):
+    out = tmp_path / "out"
+    result = cli("export", "--model", f"{user_models}:Determinant", "--input-shape", "1,9", "--out", out)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    manifest = json.loads((out / "manifest.json").read_text())
+    rows = {a["format"]: a for a in manifest["artifacts"]}
+    assert rows["onnx"]["status"] == "ok" and (out / rows["onnx"]["path"]).is_file()
+    assert rows["openvino"]["status"] == "ok" and (out / rows["openvino"]["path"]).is_file()
+    assert rows["tflite"]["status"] == "failed"
+    assert rows["tflite"]["error"].startswith("litert-torch failed:")
+    assert not (out / "determinant.tflite").exists()
+    assert "litert-torch failed" in result.stdout + result.stderr
+    assert "tflite" in (out / "export.log").read_text()
