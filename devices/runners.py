@@ -85,13 +85,13 @@ def openvino_runner(path: Path, threads: int, device: str = "CPU", precision_hin
         config["INFERENCE_PRECISION_HINT"] = precision_hint
     compiled = core.compile_model(str(path), device, config)
     request = compiled.create_infer_request()
-    ran = str(compiled.get_property("INFERENCE_PRECISION_HINT"))
+    ran = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()  # "f32", "bf16", "f16"
 
     def run(inputs):
         result = request.infer(list(inputs))
         return [np.array(result[o]) for o in compiled.outputs]
 
-    return Runner("openvino", run, ran, {"threads": threads, "device": device})
+    return Runner("openvino", run, ran, {"threads": threads, "device": device, "inference_precision": ran})
 
 
 def litert_runner(path: Path, threads: int) -> Runner:
@@ -99,8 +99,12 @@ def litert_runner(path: Path, threads: int) -> Runner:
     each tensor's own scale and zero point, as an app on the device does."""
     from ai_edge_litert.interpreter import Interpreter
 
-    interp = Interpreter(model_path=str(path), num_threads=threads)
-    runner = interp.get_signature_runner()
+    from ..quiet import quiet_native
+
+    with quiet_native():  # "INFO: Created TensorFlow Lite XNNPACK delegate" comes from C++
+        interp = Interpreter(model_path=str(path), num_threads=threads)
+        runner = interp.get_signature_runner()
+        runner(**{n: np.zeros(d["shape"], d["dtype"]) for n, d in runner.get_input_details().items()})
     in_details = runner.get_input_details()
     out_details = runner.get_output_details()
     in_names = list(in_details)  # signature order = model argument order (args_0, args_1, ...)

@@ -1,5 +1,11 @@
 """The error family the CLI prints as one line. Anything else is a bug and keeps its traceback."""
 
+import re
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# Lines that say where a C++ check fired, not what went wrong (OpenVINO, ONNX Runtime).
+_NOISE = re.compile(r"^(Check '.*' failed at .*|FrontEnd API failed with \w+:?|Summary:|Traceback.*)$")
+
 
 class EdgezooError(Exception):
     """A problem with the user's input or environment, explained in one line with its fix."""
@@ -11,3 +17,11 @@ class BadInput(EdgezooError):
 
 class CheckFailed(EdgezooError):
     """An artifact was produced but did not pass its check against torch."""
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """The informative part of an exception's message, on one line, for a table cell or an error."""
+    lines = [_ANSI.sub("", l).strip() for l in str(exc).splitlines()]
+    lines = [l for l in lines if l and not _NOISE.match(l)]
+    text = " ".join(lines[:3]) if lines else "(no message)"
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -25,7 +25,7 @@ import torch
 from . import progress, registry
 from .check import Reference, check_artifact, reference_outputs
 from .devices.runners import measure_latency, torch_runner
-from .errors import BadInput
+from .errors import BadInput, one_line
 from .fileio import sha256_file, write_text_atomic
 from .export import FORMATS, ExportContext, Format
 from .quantize import calibration
@@ -222,14 +222,13 @@ def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Refe
     t0 = time.perf_counter()
     try:
         if precision == "fp32":
-            fmt.export_fp32(ctx, staged)
-            row["scheme"] = "fp32"
+            row["scheme"] = fmt.export_fp32(ctx, staged) or "fp32"
         else:
             if fp32_path is None:
                 raise RuntimeError(f"needs the fp32 {fmt.name} artifact, which could not be made")
             row["scheme"] = fmt.quantize_int8(ctx, fp32_path, staged)
     except Exception as exc:  # a converter's failure is a failed row, not a dead tool
-        row["error"] = f"{_converter_name(fmt, precision)} failed: {type(exc).__name__}: {_one_line(exc)}"
+        row["error"] = f"{_converter_name(fmt, precision)} failed: {type(exc).__name__}: {one_line(exc)}"
         log_lines.append(f"== {fmt.name} {precision}: {row['error']}\n" + "".join(traceback.format_exception(exc)))
         return row
     files = fmt.files(staged)
@@ -240,13 +239,18 @@ def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Refe
     row["stage"] = "check"
     try:
         runner = fmt.runner(staged, threads)
-        row["precision_ran"] = precision if runner.precision == "as stored" else runner.precision
+        # "as stored": the runtime computes in the artifact's own types. OpenVINO picks a float
+        # precision for whatever is not int8; record it, since bf16 would not match torch.
+        if runner.precision == "as stored":
+            row["precision_ran"] = precision
+        else:
+            row["precision_ran"] = runner.precision if precision == "fp32" else f"int8+{runner.precision}"
         row["runtime_detail"] = runner.detail
         row.update(check_artifact(runner, ref, precision, spec))
         row.update(measure_latency(runner, ref.inputs[0]))
     except Exception as exc:
         row["status"] = "failed"
-        row["error"] = f"{fmt.runtime} could not run the artifact: {type(exc).__name__}: {_one_line(exc)}"
+        row["error"] = f"{fmt.runtime} could not run the artifact: {type(exc).__name__}: {one_line(exc)}"
         log_lines.append(f"== {fmt.name} {precision}: {row['error']}\n" + "".join(traceback.format_exception(exc)))
         return row
     # A complete artifact that misses its bound still lands (to inspect), flagged failed.
@@ -295,9 +299,4 @@ def _host() -> dict:
     except OSError:
         pass
     return {"machine": platform.machine(), "system": platform.system(), "cpu": cpu, "cpu_count": os.cpu_count()}
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [l.strip() for l in str(exc).strip().splitlines() if l.strip()]
-    return (lines[0] if lines else "(no message)")[:300]
 

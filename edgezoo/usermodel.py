@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import BadInput
+from .errors import BadInput, one_line
 from .registry import InputSpec, ModelSpec, TrainRecipe
 
 _REF = re.compile(r"^(?P<path>.+\.py):(?P<cls>[A-Za-z_][A-Za-z0-9_]*)$")
@@ -48,7 +48,7 @@ def load_user_class(ref: str) -> type[nn.Module]:
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(module_name, None)
-        raise BadInput(f"model file {str(path)!r} failed to import: {type(exc).__name__}: {_one_line(exc)}") from None
+        raise BadInput(f"model file {str(path)!r} failed to import: {type(exc).__name__}: {one_line(exc)}") from None
     cls = getattr(module, m["cls"], None)
     if cls is None:
         found = [n for n, o in vars(module).items() if inspect.isclass(o) and issubclass(o, nn.Module) and o.__module__ == module_name]
@@ -68,7 +68,7 @@ def user_spec(ref: str, input_shapes: list[tuple[int, ...]]) -> ModelSpec:
         try:
             return cls()
         except Exception as exc:
-            raise BadInput(f"{cls.__name__}() raised {type(exc).__name__}: {_one_line(exc)}; edgezoo constructs your model with no arguments") from None
+            raise BadInput(f"{cls.__name__}() raised {type(exc).__name__}: {one_line(exc)}; edgezoo constructs your model with no arguments") from None
 
     name = re.sub(r"[^A-Za-z0-9_-]", "_", cls.__name__).lower()
     inputs = tuple(InputSpec(f"input{i}" if len(input_shapes) > 1 else "input", s) for i, s in enumerate(input_shapes))
@@ -91,12 +91,8 @@ def check_forward(model: nn.Module, spec: ModelSpec, source: str) -> None:
             out = model(*spec.example_inputs())
     except Exception as exc:
         shapes = ", ".join("x".join(map(str, i.shape)) for i in spec.inputs)
-        raise BadInput(f"{source}: forward raised on an example input of shape {shapes}: {type(exc).__name__}: {_one_line(exc)}; fix the model or --input-shape") from None
+        raise BadInput(f"{source}: forward raised on an example input of shape {shapes}: {type(exc).__name__}: {one_line(exc)}; fix the model or --input-shape") from None
     outs = out if isinstance(out, (tuple, list)) else (out,)
     if not outs or not all(isinstance(o, torch.Tensor) for o in outs):
         raise BadInput(f"{source}: forward must return a tensor or a tuple of tensors, got {type(out).__name__}")
 
-
-def _one_line(exc: BaseException) -> str:
-    lines = [l for l in str(exc).strip().splitlines() if l.strip()]
-    return lines[0] if lines else "(no message)"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import pickletools
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -21,23 +24,24 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise BadInput(f"weights file {str(path)!r} does not exist: pass --weights an existing .pt/.pth/.safetensors file")
     if path.suffix == ".safetensors":
-        from safetensors import SafetensorsError
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         try:
             return load_file(str(path))
-        except (SafetensorsError, OSError, ValueError) as exc:
+        except (SafetensorError, OSError, ValueError) as exc:
             raise BadInput(f"weights file {str(path)!r} is not a readable safetensors file ({_first_line(exc)}): re-save it with safetensors.torch.save_file") from None
     try:
         # A file object, not a path: torch.load hands a *.safetensors path to safetensors whatever
         # weights_only says, and we want one loader per suffix.
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             obj = torch.load(f, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError... for bad files
-        text = str(exc)
-        if "Weights only load failed" in text or "Unsupported global" in text or "GLOBAL" in text:
+        if _carries_code(path):
             raise BadInput(f"weights file {str(path)!r} carries pickled code and was refused (nothing was executed): save a plain state_dict with torch.save(model.state_dict(), f) or safetensors") from None
-        raise BadInput(f"weights file {str(path)!r} is corrupt or not a torch checkpoint ({_first_line(exc)}): re-save it with torch.save(model.state_dict(), f)") from None
+        # Not torch's text: it suggests weights_only=False, the wrong advice for an untrusted file.
+        raise BadInput(f"weights file {str(path)!r} is corrupt or not a torch checkpoint ({type(exc).__name__}): re-save it with torch.save(model.state_dict(), f)") from None
     for key in _NESTED_KEYS:
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]
@@ -68,6 +72,28 @@ def save_state_dict(state: dict[str, torch.Tensor], path: Path) -> None:
     so saving under a temporary path and renaming would change the bytes)."""
     with atomic_open(path, "wb") as f:
         torch.save({k: v.detach().cpu().contiguous() for k, v in state.items()}, f)
+
+
+# Opcodes that import or call something: a plain state_dict needs them only for torch's own
+# rebuild helpers, which the weights-only unpickler accepts, so after its refusal they mean code.
+_CODE_OPCODES = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX", "BUILD"}
+
+
+def _carries_code(path: Path) -> bool:
+    """Static scan of the pickle stream (never executed): a zip checkpoint's data.pkl, else the file.
+    Torch's refusal says "Unsupported operand" for garbage and for a bare pickle with code alike."""
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as zf:
+                name = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
+                if name is None:
+                    return False
+                stream = zf.read(name)
+        else:
+            stream = path.read_bytes()
+        return any(op.name in _CODE_OPCODES for op, _, _ in pickletools.genops(stream))
+    except Exception:  # not a parseable pickle stream: corrupt, not code
+        return False
 
 
 def _first_line(exc: BaseException) -> str:

@@ -5,11 +5,6 @@ Checking, hashing, atomic placement and the manifest are written once, in edgezo
 
 from __future__ import annotations
 
-import contextlib
-import io
-import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -35,9 +30,16 @@ class ExportContext:
     _cache: dict = field(default_factory=dict)
 
     def once(self, key: str, make: Callable[[], object]):
+        """``make()`` on first use; later calls get its result, or its exception again."""
         if key not in self._cache:
-            self._cache[key] = make()
-        return self._cache[key]
+            try:
+                self._cache[key] = (make(), None)
+            except Exception as exc:
+                self._cache[key] = (None, exc)
+        value, error = self._cache[key]
+        if error is not None:
+            raise error
+        return value
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Format:
     label: str                  # "ONNX (ONNX Runtime)"
     runtime: str                # the package that runs it, for the manifest's versions
     suffix: str                 # main file's suffix
-    export_fp32: Callable[[ExportContext, Path], None]
+    export_fp32: Callable[[ExportContext, Path], str | None]   # -> a note on how, or None
     quantize_int8: Callable[[ExportContext, Path, Path], str]   # (ctx, fp32 path, int8 path) -> scheme
     runner: Callable[[Path, int], object]
     companions: tuple[str, ...] = ()   # other suffixes that belong to the artifact (OpenVINO's .bin)
@@ -54,33 +56,3 @@ class Format:
 
     def files(self, path: Path) -> list[Path]:
         return [path] + [path.with_suffix(s) for s in self.companions]
-
-
-@contextlib.contextmanager
-def quiet_converter():
-    """Converters print pages of progress and warnings to stdout/stderr (fd-level, from C++ too);
-    keep them out of the user's terminal but hand them back if the conversion fails."""
-    log = tempfile.TemporaryFile(mode="w+b")
-    saved = [os.dup(1), os.dup(2)]
-    import sys
-
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(log.fileno(), 1)
-    os.dup2(log.fileno(), 2)
-    levels = {name: logging.getLogger(name).level for name in ("torch", "torch.onnx", "torch.export", "nncf", "absl")}
-    for name in levels:
-        logging.getLogger(name).setLevel(logging.ERROR)
-    try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            yield
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        for fd in saved:
-            os.close(fd)
-        for name, level in levels.items():
-            logging.getLogger(name).setLevel(level)
-        log.close()

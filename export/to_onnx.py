@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..devices.runners import onnxruntime_runner
 from ..quantize.onnxruntime_int8 import quantize_static_qdq
-from .base import ExportContext, Format, quiet_converter
+from ..quiet import quiet_native
+from .base import ExportContext, Format
 
 
 def onnx_graph(ctx: ExportContext) -> Path:
@@ -17,7 +18,7 @@ def onnx_graph(ctx: ExportContext) -> Path:
         import torch
 
         path = ctx.workdir / "graph.onnx"
-        with quiet_converter():
+        with quiet_native():
             program = torch.onnx.export(
                 ctx.model,
                 ctx.example_inputs,

@@ -6,18 +6,24 @@ from pathlib import Path
 
 from ..devices.runners import openvino_runner
 from ..quantize.openvino_int8 import quantize_nncf
-from .base import ExportContext, Format, quiet_converter
+from ..quiet import quiet_native
+from .base import ExportContext, Format
 from .to_onnx import onnx_graph
 
 
-def export_fp32(ctx: ExportContext, path: Path) -> None:
+def export_fp32(ctx: ExportContext, path: Path) -> str:
     import openvino as ov
 
-    source = onnx_graph(ctx)
-    with quiet_converter():
-        model = ov.convert_model(str(source))
+    try:
+        source, route = str(onnx_graph(ctx)), "from ONNX"
+    except Exception:
+        # Some ops reach OpenVINO through its PyTorch frontend but not through the ONNX exporter.
+        source, route = ctx.model, "from torch (the ONNX export failed)"
+    with quiet_native():
+        model = ov.convert_model(source, example_input=ctx.example_inputs) if route != "from ONNX" else ov.convert_model(source)
         # save_model would store weights as fp16 by default: the fp32 artifact keeps fp32.
         ov.save_model(model, str(path), compress_to_fp16=False)
+    return f"fp32, converted {route}"
 
 
 OPENVINO = Format(

@@ -6,11 +6,12 @@ from pathlib import Path
 
 from ..devices.runners import litert_runner
 from ..quantize.litert_int8 import quantize_full_integer
-from .base import ExportContext, Format, quiet_converter
+from ..quiet import quiet_native
+from .base import ExportContext, Format
 
 
 def export_fp32(ctx: ExportContext, path: Path) -> None:
-    with quiet_converter():
+    with quiet_native():
         import litert_torch
 
         edge_model = litert_torch.convert(ctx.model.eval(), ctx.example_inputs)

@@ -63,7 +63,14 @@ def from_user_files(path: str | Path, input_specs, limit: int = 256) -> Calibrat
         arrays = [_load_npy(f) for f in files[:limit]]
     elif path.is_file():
         stacked = _load_npy(path)
-        arrays = list(stacked) if stacked.shape != shape and stacked.ndim == len(shape) + 1 else [stacked]
+        if stacked.shape == shape:
+            arrays = [stacked]
+        elif stacked.ndim == len(shape) + 1 and stacked.shape[1:] == shape:
+            arrays = list(stacked)
+        elif stacked.shape[1:] == shape[1:] and stacked.shape[0] % shape[0] == 0:  # samples stacked on the batch axis
+            arrays = list(stacked.reshape(-1, *shape))
+        else:
+            raise BadInput(f"--calib {str(path)!r} has shape {list(stacked.shape)}; the model takes {list(shape)}: stack samples on a first axis, shape [N, {', '.join(map(str, shape[1:]))}]")
     else:
         raise BadInput(f"--calib {str(path)!r} does not exist: pass a .npy file or a folder of .npy files")
     samples = []

@@ -11,9 +11,9 @@ from pathlib import Path
 
 
 def quantize_full_integer(ctx, fp32_path: Path, out_path: Path) -> str:
-    from ..export.base import quiet_converter
+    from ..quiet import quiet_native
 
-    with quiet_converter():
+    with quiet_native():
         from ai_edge_litert.interpreter import Interpreter
         from ai_edge_quantizer import calibrator, quantizer, recipe, recipe_manager
         from ai_edge_quantizer.utils import qsv_utils

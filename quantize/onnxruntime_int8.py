@@ -23,9 +23,9 @@ def quantize_static_qdq(ctx, fp32_path: Path, out_path: Path) -> str:
         def get_next(self):
             return next(self._it, None)
 
-    from ..export.base import quiet_converter
+    from ..quiet import quiet_native
 
-    with tempfile.TemporaryDirectory(dir=ctx.workdir) as tmp, quiet_converter():
+    with tempfile.TemporaryDirectory(dir=ctx.workdir) as tmp, quiet_native():
         prepped = Path(tmp) / "prepped.onnx"
         quant_pre_process(str(fp32_path), str(prepped), skip_symbolic_shape=False)
         quantize_static(

@@ -6,9 +6,9 @@ from pathlib import Path
 
 
 def quantize_nncf(ctx, fp32_path: Path, out_path: Path) -> str:
-    from ..export.base import quiet_converter
+    from ..quiet import quiet_native
 
-    with quiet_converter():
+    with quiet_native():
         import nncf
         import openvino as ov
 

@@ -1,4 +1,4 @@
-"""Shared fixtures: a small MobileNetV2 (width 0.5, 32x32) trained for real on digits, exported once."""
+"""Shared fixtures: a small MobileNetV2 (width 0.5, 64x64) trained for real on digits, exported once."""
 
 from __future__ import annotations
 
@@ -31,8 +31,8 @@ def small_mobilenet():
     return dataclasses.replace(
         spec,
         build_kwargs={"num_classes": 10, "width_mult": 0.5},
-        recipe=dataclasses.replace(spec.recipe, stages=(Stage(16, 3e-3),)),
-    ).with_input_shapes([(1, 3, 32, 32)])
+        recipe=dataclasses.replace(spec.recipe, stages=(Stage(12, 3e-3),)),
+    ).with_input_shapes([(1, 3, 64, 64)])
 
 
 @pytest.fixture(scope="session")

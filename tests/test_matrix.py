@@ -74,7 +74,7 @@ def test_artifact(matrix_export, small_mobilenet, fmt, precision):
 def test_manifest_is_complete(matrix_export):
     manifest = json.loads(matrix_export.manifest_path.read_text())
     assert manifest["model"] == "mobilenet"
-    assert manifest["input"] == {"name": "image", "shape": [1, 3, 32, 32], "dtype": "float32"}
+    assert manifest["input"] == {"name": "image", "shape": [1, 3, 64, 64], "dtype": "float32"}
     assert manifest["reference"]["framework"] == "torch"
     assert manifest["reference"]["metric_name"] == "accuracy"
     for package in ("torch", "onnx", "onnxruntime", "openvino", "nncf", "litert-torch", "ai-edge-litert", "ai-edge-quantizer"):

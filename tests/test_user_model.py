@@ -61,7 +61,7 @@ def test_user_weights_and_calibration_files(cli, user_models, tmp_path):
 
 def test_converter_failure_is_a_failed_row_and_others_land(cli, user_models, tmp_path):
     out = tmp_path / "out"
-    result = cli("export", "--model", f"{user_models}:Determinant", "--input-shape", "1,9", "--out", out)
+    result = cli("export", "--model", f"{user_models}:Bucketize", "--input-shape", "1,9", "--out", out)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     manifest = json.loads((out / "manifest.json").read_text())
@@ -70,6 +70,7 @@ def test_converter_failure_is_a_failed_row_and_others_land(cli, user_models, tmp
     assert rows["openvino"]["status"] == "ok" and (out / rows["openvino"]["path"]).is_file()
     assert rows["tflite"]["status"] == "failed"
     assert rows["tflite"]["error"].startswith("litert-torch failed:")
-    assert not (out / "determinant.tflite").exists()
+    assert "bucketize" in rows["tflite"]["error"]  # the converter's own reason, named
+    assert not (out / "bucketize.tflite").exists()
     assert "litert-torch failed" in result.stdout + result.stderr
     assert "tflite" in (out / "export.log").read_text()
