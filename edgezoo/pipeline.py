@@ -68,18 +68,29 @@ def parse_formats(formats: str | Sequence[str] | None) -> list[Format]:
     return chosen
 
 
-def prepare_out_dir(out: str | os.PathLike) -> Path:
-    """Create the output folder (or accept an existing one) and prove it is writable, before any work."""
+def prepare_out_dir(out: str | os.PathLike) -> tuple[Path, list[Path]]:
+    """Create the output folder (or accept an existing one) and prove it is writable, before any
+    work. Returns the folder and the folders this call created (to remove if the input is bad)."""
     out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
         raise BadInput(f"output path {str(out)!r} is a file, not a folder: pass --out a folder (new or existing)")
+    created = [p for p in [out, *out.parents] if not p.exists()][::-1]
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".edgezoo-write-test-"):
             pass
     except OSError as exc:
+        _remove_empty(created)
         raise BadInput(f"output folder {str(out)!r} is not writable ({exc.strerror or exc}): pass --out a folder you can write to") from None
-    return out.resolve()
+    return out.resolve(), created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in reversed(folders):
+        try:
+            folder.rmdir()
+        except OSError:
+            break
 
 
 def resolve_spec(model: str | ModelSpec, input_shapes: Sequence[tuple[int, ...]] | None) -> ModelSpec:
@@ -134,10 +145,14 @@ def export(
     chosen = parse_formats(formats)
     shapes = [parse_input_shape(s) for s in ([input_shape] if isinstance(input_shape, str) else (input_shape or []))]
     spec = resolve_spec(model, shapes)
-    out_dir = prepare_out_dir(out if out is not None else Path("edgezoo-out") / spec.name)
-    if calib is not None:
-        calib_set = calibration.from_user_files(calib, spec.inputs, limit=calib_samples)
-    net, weights_source = load_model(spec, weights, retrain=retrain)
+    out_dir, created = prepare_out_dir(out if out is not None else Path("edgezoo-out") / spec.name)
+    try:
+        if calib is not None:
+            calib_set = calibration.from_user_files(calib, spec.inputs, limit=calib_samples)
+        net, weights_source = load_model(spec, weights, retrain=retrain)
+    except BaseException:
+        _remove_empty(created)  # bad input leaves nothing behind, not even the folder
+        raise
 
     data = spec.load_data(spec.inputs[0].shape) if spec.load_data is not None else None
     with progress.step(f"{spec.name}: torch reference on {'the held-out test split' if data else 'sample inputs'}"):
@@ -176,7 +191,11 @@ def export(
                 if row.pop("landed", False):
                     for f in fmt.files(staging / final.name):
                         os.replace(f, out_dir / f.name)
-                row["path"] = final.name
+                    row["path"] = final.name
+                else:
+                    # A file left at this path by an earlier run no longer matches the manifest.
+                    for f in fmt.files(final):
+                        f.unlink(missing_ok=True)
                 if precision == "fp32" and row["stage"] == "done":
                     fp32_path = out_dir / final.name
                 rows.append(row)

@@ -61,6 +61,9 @@ def test_user_weights_and_calibration_files(cli, user_models, tmp_path):
 
 def test_converter_failure_is_a_failed_row_and_others_land(cli, user_models, tmp_path):
     out = tmp_path / "out"
+    out.mkdir()
+    (out / "bucketize.tflite").write_bytes(b"from an earlier run")  # must not outlive a failed row
+    (out / "notes.txt").write_text("mine")
     result = cli("export", "--model", f"{user_models}:Bucketize", "--input-shape", "1,9", "--out", out)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
@@ -71,6 +74,7 @@ def test_converter_failure_is_a_failed_row_and_others_land(cli, user_models, tmp
     assert rows["tflite"]["status"] == "failed"
     assert rows["tflite"]["error"].startswith("litert-torch failed:")
     assert "bucketize" in rows["tflite"]["error"]  # the converter's own reason, named
-    assert not (out / "bucketize.tflite").exists()
+    assert rows["tflite"]["path"] is None and not (out / "bucketize.tflite").exists()
     assert "litert-torch failed" in result.stdout + result.stderr
     assert "tflite" in (out / "export.log").read_text()
+    assert (out / "notes.txt").read_text() == "mine"  # files that are not ours stay
