@@ -45,7 +45,7 @@ def _cmd_list(args) -> int:
     from rich.table import Table
 
     from . import registry
-    from .stats import count_macs, count_params
+    from .stats import count_macs, count_params, human_count
 
     table = Table(title="edgezoo models")
     for col in ("name", "task", "dataset", "params", "MACs", "input"):
@@ -54,7 +54,7 @@ def _cmd_list(args) -> int:
         spec = registry.get(name)
         model = spec.build().eval()
         inputs = ", ".join(f"{i.name} {'x'.join(map(str, i.shape))} {i.dtype}" for i in spec.inputs)
-        table.add_row(name, spec.task, spec.dataset, f"{count_params(model) / 1e6:.2f} M", f"{count_macs(model, spec.example_inputs()) / 1e6:.0f} M", inputs)
+        table.add_row(name, spec.task, spec.dataset, human_count(count_params(model)), human_count(count_macs(model, spec.example_inputs())), inputs)
     Console(width=max(140, Console().width)).print(table)
     return 0
 

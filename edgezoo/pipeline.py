@@ -255,6 +255,7 @@ def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Refe
     row["sha256"] = sha256_file(staged)
     row["files"] = [{"path": f.name, "bytes": f.stat().st_size, "sha256": sha256_file(f)} for f in files]
     row["convert_s"] = round(time.perf_counter() - t0, 2)
+    row["int8_fraction"] = round(fmt.int8_fraction(staged), 4)
     row["stage"] = "check"
     try:
         runner = fmt.runner(staged, threads)
@@ -266,6 +267,8 @@ def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Refe
             row["precision_ran"] = runner.precision if precision == "fp32" else f"int8+{runner.precision}"
         row["runtime_detail"] = runner.detail
         row.update(check_artifact(runner, ref, precision, spec))
+        if precision == "int8" and row["status"] == "ok" and row["int8_fraction"] < spec.tolerance.int8_min_fraction:
+            row.update(status="failed", error=f"only {row['int8_fraction']:.0%} of the int8 artifact's constants are 8-bit (bound {spec.tolerance.int8_min_fraction:.0%}): the quantizer left it mostly float")
         row.update(measure_latency(runner, ref.inputs[0]))
     except Exception as exc:
         row["status"] = "failed"

@@ -34,6 +34,7 @@ class Tolerance:
     fp32_rel_error: float = 1e-4
     int8_metric_drop: float = 0.01
     int8_min_cosine: float = 0.98   # int8 bound for models without a task metric (user models)
+    int8_min_fraction: float = 0.5  # an "int8" artifact storing less of its constants in 8 bits is float in disguise
 
 
 @dataclass(frozen=True)
@@ -75,9 +76,20 @@ class ModelSpec:
     tolerance: Tolerance = Tolerance()
     min_metric: float | None = None
     description: str = ""
+    # The test suite's configuration: same code, smaller. Keys: build_kwargs, input_shapes, stages.
+    small: dict = field(default_factory=dict)
 
     def build(self, **overrides) -> torch.nn.Module:
         return self.builder(**{**self.build_kwargs, **overrides})
+
+    def small_variant(self) -> "ModelSpec":
+        """The card at the test suite's size: it must still clear ``min_metric``."""
+        spec = dataclasses.replace(
+            self,
+            build_kwargs={**self.build_kwargs, **self.small.get("build_kwargs", {})},
+            recipe=dataclasses.replace(self.recipe, stages=self.small.get("stages", self.recipe.stages)),
+        )
+        return spec.with_input_shapes(self.small["input_shapes"]) if "input_shapes" in self.small else spec
 
     def with_input_shapes(self, shapes) -> "ModelSpec":
         inputs = tuple(dataclasses.replace(i, shape=tuple(s)) for i, s in zip(self.inputs, shapes))

@@ -36,3 +36,24 @@ def export_table(manifest: dict) -> Table:
             _fmt(a.get("max_abs_diff"), ".1e"), _fmt(a.get("latency_ms"), ".2f"), status,
         )
     return table
+
+
+def zoo_markdown(manifests: list[dict]) -> str:
+    """Model x format x precision: status, size and metric; a failed cell says why."""
+    cases = [(a["format"], a["precision"]) for a in manifests[0]["artifacts"]] if manifests else []
+    header = "| model | torch | " + " | ".join(f"{f} {p}" for f, p in cases) + " |"
+    lines = [header, "|" + "---|" * (len(cases) + 2)]
+    for m in manifests:
+        ref = m["reference"]
+        cells = {(a["format"], a["precision"]): a for a in m["artifacts"]}
+        row = [f"{m['model']}", f"{ref['metric_name']} {_fmt(ref['metric'], '.3f')}"]
+        for case in cases:
+            a = cells.get(case)
+            if a is None:
+                row.append("not made")
+            elif a["status"] == "ok":
+                row.append(f"ok, {human_bytes(a['bytes'])}, {_fmt(a.get('metric'), '.3f')}")
+            else:
+                row.append(f"FAILED: {a['error'].replace('|', '/')}")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)

@@ -29,3 +29,10 @@ def count_macs(model: nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> in
         for h in handles:
             h.remove()
     return total
+
+
+def human_count(n: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return str(n)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -16,8 +15,6 @@ from . import paths, progress
 from .data.base import TaskData
 from .registry import ModelSpec
 from .weights import load_into, read_state_dict, save_state_dict
-
-log = logging.getLogger(__name__)
 
 
 def cache_key(spec: ModelSpec) -> str:
@@ -53,13 +50,13 @@ def evaluate(model: nn.Module, data: TaskData, split: str, batch_size: int = 64)
 
 def _run_stage(model, data: TaskData, epochs: int, lr: float, recipe, label: str) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=recipe.weight_decay)
-    steps_per_epoch = -(-data.size("train") // recipe.batch_size)
+    steps_per_epoch = data.n_batches("train", recipe.batch_size, min_batch=2)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch), pct_start=0.15)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     with progress.bar(f"train {label}", total=epochs * steps_per_epoch) as advance:
         for epoch in range(epochs):
             model.train()
-            for inputs, target in data.batches("train", recipe.batch_size, shuffle=True, augment=True, seed=recipe.seed + epoch):
+            for inputs, target in data.batches("train", recipe.batch_size, shuffle=True, augment=True, seed=recipe.seed + epoch, min_batch=2):
                 opt.zero_grad(set_to_none=True)
                 loss = loss_fn(model(*_fast_layout(inputs)), target)
                 loss.backward()
@@ -100,7 +97,7 @@ def trained_model(spec: ModelSpec, retrain: bool = False) -> tuple[nn.Module, Pa
     if path.is_file() and not retrain:
         load_into(model, read_state_dict(path), str(path))
         return model.eval(), path
-    log.info("no cached checkpoint for %s; training it (%s)", spec.name, path)
+    progress.info(f"{spec.name}: no trained checkpoint cached yet; training it now (once), to {path}")
     model, metrics = train(spec)
     save_state_dict(model.state_dict(), path)
     path.with_suffix(".json").write_text(json.dumps({"model": spec.name, "metrics": metrics}, indent=1))

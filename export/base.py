@@ -51,6 +51,8 @@ class Format:
     export_fp32: Callable[[ExportContext, Path], str | None]   # -> a note on how, or None
     quantize_int8: Callable[[ExportContext, Path, Path], str]   # (ctx, fp32 path, int8 path) -> scheme
     runner: Callable[[Path, int], object]
+    # Share of the artifact's constant tensor elements stored in 8 bits: what int8 really covers.
+    int8_fraction: Callable[[Path], float]
     companions: tuple[str, ...] = ()   # other suffixes that belong to the artifact (OpenVINO's .bin)
     packages: tuple[str, ...] = ()     # distributions whose versions the manifest records
 

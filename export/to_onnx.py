@@ -42,6 +42,20 @@ def export_fp32(ctx: ExportContext, path: Path) -> None:
     shutil.copyfile(onnx_graph(ctx), path)
 
 
+def int8_fraction(path: Path) -> float:
+    import onnx
+    from onnx import TensorProto
+
+    sizes = {}
+    for t in onnx.load(str(path), load_external_data=False).graph.initializer:
+        n = 1
+        for d in t.dims:
+            n *= d
+        sizes[t.data_type] = sizes.get(t.data_type, 0) + n
+    total = sum(sizes.values())
+    return (sizes.get(TensorProto.INT8, 0) + sizes.get(TensorProto.UINT8, 0)) / total if total else 0.0
+
+
 ONNX = Format(
     name="onnx",
     label="ONNX (ONNX Runtime)",
@@ -50,5 +64,6 @@ ONNX = Format(
     export_fp32=export_fp32,
     quantize_int8=quantize_static_qdq,
     runner=onnxruntime_runner,
+    int8_fraction=int8_fraction,
     packages=("onnx", "onnxscript", "onnxruntime"),
 )

@@ -26,6 +26,21 @@ def export_fp32(ctx: ExportContext, path: Path) -> str:
     return f"fp32, converted {route}"
 
 
+def int8_fraction(path: Path) -> float:
+    import openvino as ov
+
+    eight = total = 0
+    for op in ov.Core().read_model(str(path)).get_ops():
+        if op.get_type_name() == "Constant":
+            n = 1
+            for d in op.get_output_shape(0):
+                n *= d
+            total += n
+            if op.get_output_element_type(0).get_type_name() in ("i8", "u8"):
+                eight += n
+    return eight / total if total else 0.0
+
+
 OPENVINO = Format(
     name="openvino",
     label="OpenVINO IR",
@@ -35,5 +50,6 @@ OPENVINO = Format(
     export_fp32=export_fp32,
     quantize_int8=quantize_nncf,
     runner=openvino_runner,
+    int8_fraction=int8_fraction,
     packages=("openvino", "nncf"),
 )

@@ -18,6 +18,27 @@ def export_fp32(ctx: ExportContext, path: Path) -> None:
         edge_model.export(str(path))
 
 
+def int8_fraction(path: Path) -> float:
+    """Over the tensors with data in the flatbuffer (weights, biases), not the activations."""
+    import numpy as np
+    from ai_edge_quantizer.utils import tfl_flatbuffer_utils
+
+    model = tfl_flatbuffer_utils.read_model(str(path))
+    eight = total = 0
+    for graph in model.subgraphs:
+        for tensor in graph.tensors:
+            buffer = model.buffers[tensor.buffer]
+            if buffer.data is None and not getattr(buffer, "size", 0):
+                continue  # an activation: no constant data
+            n = int(np.prod(tensor.shape)) if len(tensor.shape) else 1
+            total += n
+            eight += n if tensor.type in _EIGHT_BIT else 0
+    return eight / total if total else 0.0
+
+
+_EIGHT_BIT = (9, 3)  # tflite TensorType INT8, UINT8
+
+
 TFLITE = Format(
     name="tflite",
     label="TFLite / LiteRT",
@@ -26,5 +47,6 @@ TFLITE = Format(
     export_fp32=export_fp32,
     quantize_int8=quantize_full_integer,
     runner=litert_runner,
+    int8_fraction=int8_fraction,
     packages=("litert-torch", "ai-edge-litert", "ai-edge-quantizer"),
 )

@@ -1,8 +1,7 @@
-"""Shared fixtures: a small MobileNetV2 (width 0.5, 64x64) trained for real on digits, exported once."""
+"""Shared fixtures: every zoo model at its small (test) size, trained for real and exported once."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import subprocess
 import sys
@@ -22,24 +21,20 @@ def edgezoo_home(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def small_mobilenet():
-    """The flagship's model card at a width and resolution that keep the suite fast; same code path."""
+def zoo_export(tmp_path_factory):
+    """``zoo_export(name)``: that model's small variant, exported with int8 once per session."""
     from edgezoo import registry
-    from edgezoo.registry import Stage
-
-    spec = registry.get("mobilenet")
-    return dataclasses.replace(
-        spec,
-        build_kwargs={"num_classes": 10, "width_mult": 0.5},
-        recipe=dataclasses.replace(spec.recipe, stages=(Stage(12, 3e-3),)),
-    ).with_input_shapes([(1, 3, 64, 64)])
-
-
-@pytest.fixture(scope="session")
-def matrix_export(small_mobilenet, tmp_path_factory):
     from edgezoo.pipeline import export
 
-    return export(small_mobilenet, int8=True, out=tmp_path_factory.mktemp("matrix") / "out", calib_samples=64)
+    done = {}
+
+    def get(name: str):
+        if name not in done:
+            spec = registry.get(name).small_variant()
+            done[name] = (spec, export(spec, int8=True, out=tmp_path_factory.mktemp(name) / "out", calib_samples=64))
+        return done[name]
+
+    return get
 
 
 @pytest.fixture

@@ -26,11 +26,27 @@ def test_ci_runs_the_readme_test_command():
     assert "README.md" in (ROOT / ".ci" / "run").read_text()
 
 
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _block(begin: str, end: str) -> str:
+    return (ROOT / "README.md").read_text().split(begin + "\n", 1)[1].split("\n" + end, 1)[0]
+
+
 def test_benchmark_block_is_generated_from_stored_results():
-    spec = importlib.util.spec_from_file_location("spine_bench", ROOT / "benchmarks" / "spine.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = _script("spine")
     results = json.loads(bench.RESULTS.read_text())
-    text = (ROOT / "README.md").read_text()
-    block = text.split("<!-- spine-benchmark:begin (benchmarks/spine.py writes this) -->\n", 1)[1].split("\n<!-- spine-benchmark:end -->", 1)[0]
-    assert block == bench.render(results)
+    assert _block("<!-- spine-benchmark:begin (benchmarks/spine.py writes this) -->", "<!-- spine-benchmark:end -->") == bench.render(results)
+
+
+def test_zoo_table_is_generated_from_stored_manifests():
+    zoo = _script("zoo")
+    manifests = json.loads(zoo.RESULTS.read_text())
+    assert _block(zoo.BEGIN, zoo.END) == zoo.render(manifests)
+    from edgezoo import registry
+
+    assert sorted(m["model"] for m in manifests) == registry.names()  # every registered model has its row

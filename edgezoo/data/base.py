@@ -36,15 +36,22 @@ class TaskData:
         return len(self.targets[split])
 
     def batches(
-        self, split: str, batch_size: int, shuffle: bool = False, augment: bool = False, seed: int = 0
+        self, split: str, batch_size: int, shuffle: bool = False, augment: bool = False, seed: int = 0, min_batch: int = 1
     ) -> Iterator[Batch]:
+        """Batches in order (or shuffled); a trailing batch smaller than ``min_batch`` is dropped
+        (training uses 2: batch norm cannot normalise a single sample)."""
         n = self.size(split)
         rng = np.random.default_rng(seed)
         order = rng.permutation(n) if shuffle else np.arange(n)
-        for start in range(0, n, batch_size):
+        stop = n - n % batch_size if 0 < n % batch_size < min_batch else n
+        for start in range(0, stop, batch_size):
             idx = order[start : start + batch_size]
             inputs = self.make_inputs(self.raw[split][idx], augment, rng if augment else None)
             yield inputs, torch.as_tensor(self.targets[split][idx])
+
+    def n_batches(self, split: str, batch_size: int, min_batch: int = 1) -> int:
+        n = self.size(split)
+        return n // batch_size + (1 if n % batch_size >= min_batch else 0)
 
     def metric(self, outputs: np.ndarray, targets: np.ndarray) -> float:
         return METRICS[self.metric_name](outputs, targets)

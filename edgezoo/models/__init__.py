@@ -1,3 +1,3 @@
 """The zoo: one file per model family; importing a file registers its models."""
 
-from . import mobilenet  # noqa: F401
+from . import cnn, mlp, mobilenet  # noqa: F401

@@ -109,5 +109,6 @@ register(
             batch_size=32,
             weight_decay=4e-5,
         ),
+        small={"build_kwargs": {"width_mult": 0.5}, "input_shapes": [(1, 3, 64, 64)], "stages": (Stage(12, 3e-3),)},
     )
 )

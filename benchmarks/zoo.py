@@ -1,0 +1,55 @@
+"""The README's model x format x precision table, generated from real exports (never typed by hand).
+
+    .venv/bin/python benchmarks/zoo.py            # export every zoo model with --int8, store manifests, update README
+    .venv/bin/python benchmarks/zoo.py --render   # only re-render the README from results/zoo.json
+
+Each model is trained on first use (cached in $EDGEZOO_HOME). Exits 1 if any artifact failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "zoo.json"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- zoo-table:begin (benchmarks/zoo.py writes this) -->", "<!-- zoo-table:end -->"
+
+
+def render(manifests: list[dict]) -> str:
+    from edgezoo.report import zoo_markdown
+
+    return zoo_markdown(manifests)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--render", action="store_true")
+    parser.add_argument("--models", default=None, help="comma-separated subset (default: every registered model)")
+    args = parser.parse_args()
+    if args.render:
+        manifests = json.loads(RESULTS.read_text())
+    else:
+        from edgezoo import registry
+        from edgezoo.pipeline import export
+
+        names = args.models.split(",") if args.models else registry.names()
+        manifests = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in names:
+                manifests.append(export(name, int8=True, out=Path(tmp) / name).manifest)
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(manifests, indent=1) + "\n")
+    text = README.read_text()
+    head, rest = text.split(BEGIN, 1)
+    README.write_text(f"{head}{BEGIN}\n{render(manifests)}\n{END}{rest.split(END, 1)[1]}")
+    print(render(manifests))
+    return 0 if all(a["status"] == "ok" for m in manifests for a in m["artifacts"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
