@@ -19,7 +19,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
 
 from . import progress, registry

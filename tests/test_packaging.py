@@ -1,9 +1,7 @@
 """One installed package: export/, quantize/, devices/ live under edgezoo, never at the top level."""
 
 import importlib.util
-from pathlib import Path
 
-import edgezoo
 
 
 def test_subpackages_install_under_edgezoo():
