@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "spine.json"
 README = ROOT / "README.md"
@@ -45,7 +47,7 @@ def measure(threads: int, rounds: int, runs: int) -> dict:
             sys.exit(f"export failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
         manifest = json.loads((out / "manifest.json").read_text())
         rows = {(a["format"], a["precision"]): a for a in manifest["artifacts"]}
-        sample = [__import__("numpy").random.default_rng(0).random(manifest["input"]["shape"], dtype="float32")]
+        sample = [np.random.default_rng(0).random(manifest["input"]["shape"], dtype="float32")]
         latency = {}
         for fmt in FORMATS.values():
             runners = {p: fmt.runner(out / rows[(fmt.name, p)]["path"], threads) for p in ("fp32", "int8")}

@@ -44,6 +44,11 @@ def measure_latency(runner: Runner, inputs: Sequence[np.ndarray], warmup: int = 
     return {"latency_ms": statistics.median(times), "latency_p90_ms": times[int(0.9 * (len(times) - 1))], "latency_runs": len(times)}
 
 
+def output_tuple(out) -> tuple:
+    """A model returns a tensor or a tuple/list of tensors; generic code always sees a tuple."""
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
 def torch_runner(model, threads: int) -> Runner:
     import torch
 
@@ -52,8 +57,7 @@ def torch_runner(model, threads: int) -> Runner:
     def run(inputs):
         with torch.inference_mode():
             out = model(*[torch.from_numpy(np.asarray(x)) for x in inputs])
-        outs = out if isinstance(out, (tuple, list)) else (out,)
-        return [o.numpy() for o in outs]
+        return [o.numpy() for o in output_tuple(out)]
 
     return Runner("torch", run, "fp32", {"threads": threads})
 

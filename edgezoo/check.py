@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .devices.runners import Runner
+from .devices.runners import Runner, output_tuple
 from .registry import ModelSpec
 
 
@@ -49,8 +49,7 @@ def reference_outputs(model: torch.nn.Module, spec: ModelSpec, data, n_samples: 
     outputs = []
     with torch.inference_mode():
         for x in inputs:
-            out = model(*[torch.from_numpy(a) for a in x])
-            outs = out if isinstance(out, (tuple, list)) else (out,)
+            outs = output_tuple(model(*[torch.from_numpy(a) for a in x]))
             outputs.append([o.numpy().copy() for o in outs])
     target_arr = np.concatenate(targets)[:n] if targets else None
     metric = data.metric(_cat(outputs, n)[0], target_arr) if data is not None else None

@@ -159,9 +159,9 @@ def export(
         reference_latency = measure_latency(torch_runner(net, threads), ref.inputs[0])
     if calib is None:
         if data is not None:
-            calib_set = calibration.from_task_data(data, calib_samples)
+            calib_set = calibration.from_task_data(data, calib_samples, batch_size=spec.inputs[0].shape[0])
         elif int8:
-            calib_set = calibration.random_inputs(spec.inputs, min(calib_samples, 64), seed=1)
+            calib_set = calibration.random_inputs(spec, min(calib_samples, 64))
             progress.warn(f"{spec.name}: no --calib given, int8 calibrates on random inputs; give --calib FILE.npy|DIR for real ranges")
         else:
             calib_set = calibration.CalibrationSet([], "none (fp32 only)")
@@ -251,8 +251,8 @@ def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Refe
         return row
     files = fmt.files(staged)
     row["bytes"] = sum(f.stat().st_size for f in files)
-    row["sha256"] = sha256_file(staged)
     row["files"] = [{"path": f.name, "bytes": f.stat().st_size, "sha256": sha256_file(f)} for f in files]
+    row["sha256"] = row["files"][0]["sha256"]  # files[0] is the main file
     row["convert_s"] = round(time.perf_counter() - t0, 2)
     row["int8_fraction"] = round(fmt.int8_fraction(staged), 4)
     row["stage"] = "check"

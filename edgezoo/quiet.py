@@ -7,19 +7,18 @@ import io
 import logging
 import os
 import sys
-import tempfile
 
 
 @contextlib.contextmanager
 def quiet_native():
     """Converters and runtimes print pages of progress, warnings and INFO lines to stdout/stderr,
     from C++ too: silence both file descriptors while they work."""
-    log = tempfile.TemporaryFile(mode="w+b")
+    sink = os.open(os.devnull, os.O_WRONLY)
     saved = [os.dup(1), os.dup(2)]
     sys.stdout.flush()
     sys.stderr.flush()
-    os.dup2(log.fileno(), 1)
-    os.dup2(log.fileno(), 2)
+    os.dup2(sink, 1)
+    os.dup2(sink, 2)
     levels = {name: logging.getLogger(name).level for name in ("torch", "torch.onnx", "torch.export", "nncf", "absl")}
     for name in levels:
         logging.getLogger(name).setLevel(logging.ERROR)
@@ -31,8 +30,7 @@ def quiet_native():
         sys.stderr.flush()
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
-        for fd in saved:
+        for fd in (*saved, sink):
             os.close(fd)
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
-        log.close()

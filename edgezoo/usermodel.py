@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .devices.runners import output_tuple
 from .errors import BadInput, one_line
 from .registry import InputSpec, ModelSpec, TrainRecipe
 
@@ -92,7 +93,7 @@ def check_forward(model: nn.Module, spec: ModelSpec, source: str) -> None:
     except Exception as exc:
         shapes = ", ".join("x".join(map(str, i.shape)) for i in spec.inputs)
         raise BadInput(f"{source}: forward raised on an example input of shape {shapes}: {type(exc).__name__}: {one_line(exc)}; fix the model or --input-shape") from None
-    outs = out if isinstance(out, (tuple, list)) else (out,)
+    outs = output_tuple(out)
     if not outs or not all(isinstance(o, torch.Tensor) for o in outs):
         raise BadInput(f"{source}: forward must return a tensor or a tuple of tensors, got {type(out).__name__}")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import BadInput
+from .errors import BadInput, one_line
 from .fileio import atomic_open
 
 # Common wrappers around a state_dict in training checkpoints.
@@ -30,7 +30,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         try:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
-            raise BadInput(f"weights file {str(path)!r} is not a readable safetensors file ({_first_line(exc)}): re-save it with safetensors.torch.save_file") from None
+            raise BadInput(f"weights file {str(path)!r} is not a readable safetensors file ({one_line(exc)}): re-save it with safetensors.torch.save_file") from None
     try:
         # A file object, not a path: torch.load hands a *.safetensors path to safetensors whatever
         # weights_only says, and we want one loader per suffix.
@@ -94,9 +94,4 @@ def _carries_code(path: Path) -> bool:
         return any(op.name in _CODE_OPCODES for op, _, _ in pickletools.genops(stream))
     except Exception:  # not a parseable pickle stream: corrupt, not code
         return False
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__).replace("\x1b[1m", "").replace("\x1b[0m", "")
 

@@ -15,12 +15,12 @@ def export_fp32(ctx: ExportContext, path: Path) -> str:
     import openvino as ov
 
     try:
-        source, route = str(onnx_graph(ctx)), "from ONNX"
+        source, options, route = str(onnx_graph(ctx)), {}, "from ONNX"
     except Exception:
         # Some ops reach OpenVINO through its PyTorch frontend but not through the ONNX exporter.
-        source, route = ctx.model, "from torch (the ONNX export failed)"
+        source, options, route = ctx.model, {"example_input": ctx.example_inputs}, "from torch (the ONNX export failed)"
     with quiet_native():
-        model = ov.convert_model(source, example_input=ctx.example_inputs) if route != "from ONNX" else ov.convert_model(source)
+        model = ov.convert_model(source, **options)
         # save_model would store weights as fp16 by default: the fp32 artifact keeps fp32.
         ov.save_model(model, str(path), compress_to_fp16=False)
     return f"fp32, converted {route}"

@@ -23,29 +23,20 @@ class CalibrationSet:
         return len(self.samples)
 
 
-def from_task_data(data, n: int, split: str = "train") -> CalibrationSet:
-    """The first ``n`` samples of a split (at the model's batch size)."""
+def from_task_data(data, n: int, batch_size: int, split: str = "train") -> CalibrationSet:
+    """The first ``n`` input tuples of a split, at the model's (fixed) batch size."""
     samples = []
-    for inputs, _ in data.batches(split, batch_size=1):
+    for inputs, _ in data.batches(split, batch_size=batch_size, min_batch=batch_size):
         samples.append(tuple(t.numpy() for t in inputs))
         if len(samples) >= n:
             break
-    return CalibrationSet(samples, f"{data.name} {split} split, {len(samples)} samples")
+    return CalibrationSet(samples, f"{data.name} {split} split, {len(samples) * batch_size} samples")
 
 
-def random_inputs(input_specs, n: int, seed: int = 0) -> CalibrationSet:
-    rng = np.random.default_rng(seed)
-    samples = []
-    for _ in range(n):
-        sample = []
-        for spec in input_specs:
-            lo, hi = spec.value_range
-            if spec.dtype.startswith("int"):
-                sample.append(rng.integers(int(lo), int(hi), spec.shape).astype(spec.dtype))
-            else:
-                sample.append((rng.random(spec.shape) * (hi - lo) + lo).astype(spec.dtype))
-        samples.append(tuple(sample))
-    return CalibrationSet(samples, f"random inputs in {input_specs[0].value_range}, {n} samples")
+def random_inputs(spec, n: int, seed: int = 1000) -> CalibrationSet:
+    """``n`` example input tuples drawn as the model card says (seeds apart from the check's)."""
+    samples = [tuple(t.numpy() for t in spec.example_inputs(seed=seed + i)) for i in range(n)]
+    return CalibrationSet(samples, f"random inputs in {spec.inputs[0].value_range}, {n} samples")
 
 
 def from_user_files(path: str | Path, input_specs, limit: int = 256) -> CalibrationSet:
