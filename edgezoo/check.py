@@ -21,7 +21,8 @@ class Reference:
     metric: float | None
     source: str
     n_outputs: int
-    metric_fn: object = None
+    data: object = None                      # the TaskData, when there is one
+    rollout: object = None                   # torch's RolloutResult, for closed-loop tasks
 
 
 def _cat(batches: list[list[np.ndarray]], n: int) -> list[np.ndarray]:
@@ -53,7 +54,14 @@ def reference_outputs(model: torch.nn.Module, spec: ModelSpec, data, n_samples: 
             outputs.append([o.numpy().copy() for o in outs])
     target_arr = np.concatenate(targets)[:n] if targets else None
     metric = data.metric(_cat(outputs, n)[0], target_arr) if data is not None else None
-    return Reference(inputs, outputs, target_arr, n, metric, source, len(outputs[0]), data.metric if data is not None else None)
+    rollout = None
+    if data is not None and data.rollout is not None:
+        from .devices.runners import torch_runner
+
+        rollout = data.rollout.run(torch_runner(model, torch.get_num_threads()))
+        if data.rollout.sets_metric:
+            metric = rollout.value
+    return Reference(inputs, outputs, target_arr, n, metric, source, len(outputs[0]), data, rollout)
 
 
 def check_artifact(runner: Runner, ref: Reference, precision: str, spec: ModelSpec) -> dict:
@@ -68,19 +76,38 @@ def check_artifact(runner: Runner, ref: Reference, precision: str, spec: ModelSp
     g0, w0 = got[0].reshape(len(got[0]), -1).astype(np.float64), want[0].reshape(len(want[0]), -1).astype(np.float64)
     cosine = float(np.mean(np.sum(g0 * w0, 1) / (np.linalg.norm(g0, axis=1) * np.linalg.norm(w0, axis=1) + 1e-12)))
     result = {"max_abs_diff": diff, "rel_error": diff / scale, "cosine": cosine, "status": "ok", "error": None}
-    if w0.shape[1] > 1:
-        result["agreement"] = float(np.mean(g0.argmax(1) == w0.argmax(1)))
-    if ref.targets is not None:
-        result["metric"] = float(ref.metric_fn(got[0], ref.targets))
+    data, tol = ref.data, spec.tolerance
+    if (data.measure.class_scores if data is not None else w0.shape[1] > 1):
+        # Class scores on the last axis (per sample, per node, per position).
+        result["agreement"] = float(np.mean(got[0].argmax(-1) == want[0].argmax(-1)))
+    if data is not None and ref.targets is not None and data.measure.fn is not None:
+        result["metric"] = float(data.metric(got[0], ref.targets))
+    trace_error = None
+    if data is not None and data.rollout is not None:
+        loop = data.rollout
+        rolled = loop.run(runner)
+        trace_diff = float(np.max(np.abs(rolled.trace.astype(np.float64) - ref.rollout.trace))) if rolled.trace.shape == ref.rollout.trace.shape else float("inf")
+        result["rollout"] = {"name": loop.name, "summary": rolled.summary, "trace_max_abs_diff": trace_diff,
+                             "trace_match": float(np.mean(rolled.trace == ref.rollout.trace)) if trace_diff != float("inf") else 0.0}
+        if loop.sets_metric:
+            result["metric"] = rolled.value
+        if precision == "fp32" and loop.fp32_trace_atol is not None and trace_diff > loop.fp32_trace_atol:
+            trace_error = f"{loop.name} through the fp32 artifact differs from torch's: max |diff| {trace_diff:.3g} > {loop.fp32_trace_atol:g} ({rolled.summary})"
+    if result.get("metric") is not None and ref.metric is not None:
         result["metric_delta"] = result["metric"] - ref.metric
 
-    tol = spec.tolerance
-    if precision == "fp32":
-        if result["rel_error"] >= tol.fp32_rel_error:
-            result.update(status="failed", error=f"fp32 output differs from torch: relative error {result['rel_error']:.2e} >= {tol.fp32_rel_error:.0e}")
-    elif ref.targets is not None:
-        if -result["metric_delta"] > tol.int8_metric_drop + 1e-9:
-            result.update(status="failed", error=f"int8 {spec.metric_name} {result['metric']:.4f} is {-result['metric_delta'] * 100:.2f} points below torch fp32 {ref.metric:.4f} (bound {tol.int8_metric_drop * 100:.1f})")
-    elif cosine < tol.int8_min_cosine:
+    measure = data.measure if data is not None else None
+    if precision == "fp32" and result["rel_error"] >= tol.fp32_rel_error:
+        result.update(status="failed", error=f"fp32 output differs from torch: relative error {result['rel_error']:.2e} >= {tol.fp32_rel_error:.0e}")
+    elif trace_error:
+        result.update(status="failed", error=trace_error)
+    elif precision == "int8" and result.get("metric_delta") is not None:
+        worse = measure.worse_by(result["metric"], ref.metric)
+        if worse > tol.int8_metric_drop + 1e-9:
+            result.update(status="failed", error=f"int8 {measure.name} {result['metric']:.4f} is {measure.say(worse)} worse than torch fp32 {ref.metric:.4f} (bound {measure.say(tol.int8_metric_drop)})")
+    elif precision == "int8" and measure is None and cosine < tol.int8_min_cosine:
         result.update(status="failed", error=f"int8 outputs drift from torch: mean cosine {cosine:.4f} < {tol.int8_min_cosine}")
+    bar = spec.bar(data) if tol.artifacts_clear_bar else None
+    if result["status"] == "ok" and bar is not None and result.get("metric") is not None and not measure.clears(result["metric"], bar[0]):
+        result.update(status="failed", error=f"{measure.name} {result['metric']:.4f} misses the bar {bar[0]:.4g} ({bar[1]}), which every artifact must clear")
     return result

@@ -35,8 +35,10 @@ def _cmd_train(args) -> int:
     model, path = trained_model(spec, retrain=args.retrain)
     data = spec.load_data(spec.inputs[0].shape)
     metric = evaluate(model, data, "test")
-    print(f"{spec.name}: test {spec.metric_name} {metric:.4f} (bar {spec.min_metric}); checkpoint {path}")
-    return 0 if spec.min_metric is None or metric >= spec.min_metric else 1
+    bar = spec.bar(data)
+    said = "no bar" if bar is None else f"bar: {'at least' if data.measure.higher_is_better else 'at most'} {bar[0]:.4g}, {bar[1]}"
+    print(f"{spec.name}: test {spec.metric_name} {metric:.4f} ({said}); checkpoint {path}")
+    return 0 if bar is None or data.measure.clears(metric, bar[0]) else 1
 
 
 def _cmd_list(args) -> int:

@@ -177,6 +177,7 @@ def export(
             input_names=[i.name for i in spec.inputs],
             output_names=[f"output{i}" if ref.n_outputs > 1 else "output" for i in range(ref.n_outputs)],
             calibration=calib_set,
+            int8_scheme=spec.int8_scheme,
             workdir=staging,
             threads=threads,
         )
@@ -215,9 +216,13 @@ def export(
             "metric": ref.metric,
             "eval_samples": ref.n_samples,
             "eval_source": ref.source,
+            "baseline": None if data is None or data.baseline is None else {"name": data.baseline[0], "metric": data.baseline[1]},
+            "bar": _bar_entry(spec, data, ref.metric),
+            "rollout": None if ref.rollout is None else {"name": data.rollout.name, "summary": ref.rollout.summary},
             **reference_latency,
         },
-        "calibration": calib_set.source if int8 else None,
+        "calibration": calib_set.source if int8 and spec.int8_scheme == "static" else None,
+        "int8_scheme": spec.int8_scheme if int8 else None,
         "threads": threads,
         "host": _host(),
         "versions": _versions(chosen),
@@ -278,6 +283,14 @@ def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Refe
     row["landed"] = True
     row["stage"] = "done"
     return row
+
+
+def _bar_entry(spec: ModelSpec, data, metric: float | None) -> dict | None:
+    bar = spec.bar(data)
+    if bar is None or metric is None:
+        return None
+    measure = data.measure
+    return {"value": bar[0], "how": bar[1], "direction": "at least" if measure.higher_is_better else "at most", "met": measure.clears(metric, bar[0])}
 
 
 def _converter_name(fmt: Format, precision: str) -> str:

@@ -35,6 +35,7 @@ class Tolerance:
     int8_metric_drop: float = 0.01
     int8_min_cosine: float = 0.98   # int8 bound for models without a task metric (user models)
     int8_min_fraction: float = 0.5  # an "int8" artifact storing less of its constants in 8 bits is float in disguise
+    artifacts_clear_bar: bool = False  # every artifact, not only torch, must clear the card's bar (e.g. the DQN's return)
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,32 @@ class ModelSpec:
     recipe: TrainRecipe
     build_kwargs: dict = field(default_factory=dict)
     tolerance: Tolerance = Tolerance()
+    # The bar on held-out data: ``min_metric`` (at most, for a metric where lower is better), or
+    # beating the data's own baseline (persistence, unigram) by ``baseline_margin`` (0.1 = 10%).
     min_metric: float | None = None
+    baseline_margin: float | None = None
     description: str = ""
+    # Which int8 each runtime gets: "static" (full-integer weights and activations, calibrated: what
+    # convolutional and dense models speed up with) or "weights" (int8 weights, float activations:
+    # for embedding tables and recurrences, where quantized activations lose the metric).
+    int8_scheme: str = "static"
+    # Models that do not learn by the supervised loop (GAN, RL, gensim) bring their own:
+    # trainer(spec) -> (model, {"val": metric, "test": metric}).
+    trainer: Callable[["ModelSpec"], tuple[torch.nn.Module, dict]] | None = None
     # The test suite's configuration: same code, smaller. Keys: build_kwargs, input_shapes, stages.
     small: dict = field(default_factory=dict)
+
+    def bar(self, data) -> tuple[float, str] | None:
+        """(the value the torch model must reach on the test split, how it was set)."""
+        from .data.base import METRICS
+
+        if self.min_metric is not None:
+            return self.min_metric, "stated"
+        if self.baseline_margin is not None and data is not None and data.baseline is not None:
+            what, value = data.baseline
+            better = 1 + self.baseline_margin if METRICS[self.metric_name].higher_is_better else 1 - self.baseline_margin
+            return value * better, f"{what} {value:.4g} bettered by {self.baseline_margin:.0%}"
+        return None
 
     def build(self, **overrides) -> torch.nn.Module:
         return self.builder(**{**self.build_kwargs, **overrides})

@@ -40,6 +40,10 @@ def _fast_layout(inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
 
 def evaluate(model: nn.Module, data: TaskData, split: str, batch_size: int = 64) -> float:
     model.eval()
+    if data.rollout is not None and data.rollout.sets_metric:
+        from .devices.runners import torch_runner
+
+        return data.rollout.run(torch_runner(model, torch.get_num_threads())).value
     outputs, targets = [], []
     with torch.inference_mode():
         for inputs, target in data.batches(split, batch_size):
@@ -50,15 +54,14 @@ def evaluate(model: nn.Module, data: TaskData, split: str, batch_size: int = 64)
 
 def _run_stage(model, data: TaskData, epochs: int, lr: float, recipe, label: str) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=recipe.weight_decay)
-    steps_per_epoch = data.n_batches("train", recipe.batch_size, min_batch=2)
+    steps_per_epoch = data.n_batches("train", recipe.batch_size, min_batch=data.min_train_batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch), pct_start=0.15)
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=0.05)
     with progress.bar(f"train {label}", total=epochs * steps_per_epoch) as advance:
         for epoch in range(epochs):
             model.train()
-            for inputs, target in data.batches("train", recipe.batch_size, shuffle=True, augment=True, seed=recipe.seed + epoch, min_batch=2):
+            for inputs, target in data.batches("train", recipe.batch_size, shuffle=True, augment=True, seed=recipe.seed + epoch, min_batch=data.min_train_batch):
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(*_fast_layout(inputs)), target)
+                loss = data.loss(model(*_fast_layout(inputs)), target)
                 loss.backward()
                 opt.step()
                 sched.step()
@@ -98,7 +101,7 @@ def trained_model(spec: ModelSpec, retrain: bool = False) -> tuple[nn.Module, Pa
         load_into(model, read_state_dict(path), str(path))
         return model.eval(), path
     progress.info(f"{spec.name}: no trained checkpoint cached yet; training it now (once), to {path}")
-    model, metrics = train(spec)
+    model, metrics = (spec.trainer or train)(spec)
     save_state_dict(model.state_dict(), path)
     path.with_suffix(".json").write_text(json.dumps({"model": spec.name, "metrics": metrics}, indent=1))
     return model, path

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from ..devices.runners import onnxruntime_runner
-from ..quantize.onnxruntime_int8 import quantize_static_qdq
+from ..quantize.onnxruntime_int8 import quantize_onnx
 from ..quiet import quiet_native
 from .base import ExportContext, Format
 
@@ -62,7 +62,7 @@ ONNX = Format(
     runtime="onnxruntime",
     suffix=".onnx",
     export_fp32=export_fp32,
-    quantize_int8=quantize_static_qdq,
+    quantize_int8=quantize_onnx,
     runner=onnxruntime_runner,
     int8_fraction=int8_fraction,
     packages=("onnx", "onnxscript", "onnxruntime"),

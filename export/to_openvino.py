@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..devices.runners import openvino_runner
-from ..quantize.openvino_int8 import quantize_nncf
+from ..quantize.openvino_int8 import quantize_openvino
 from ..quiet import quiet_native
 from .base import ExportContext, Format
 from .to_onnx import onnx_graph
@@ -48,7 +48,7 @@ OPENVINO = Format(
     suffix=".xml",
     companions=(".bin",),
     export_fp32=export_fp32,
-    quantize_int8=quantize_nncf,
+    quantize_int8=quantize_openvino,
     runner=openvino_runner,
     int8_fraction=int8_fraction,
     packages=("openvino", "nncf"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..devices.runners import litert_runner
-from ..quantize.litert_int8 import quantize_full_integer
+from ..quantize.litert_int8 import quantize_tflite
 from ..quiet import quiet_native
 from .base import ExportContext, Format
 
@@ -45,7 +45,7 @@ TFLITE = Format(
     runtime="ai-edge-litert",
     suffix=".tflite",
     export_fp32=export_fp32,
-    quantize_int8=quantize_full_integer,
+    quantize_int8=quantize_tflite,
     runner=litert_runner,
     int8_fraction=int8_fraction,
     packages=("litert-torch", "ai-edge-litert", "ai-edge-quantizer"),

@@ -1,35 +1,50 @@
-"""LiteRT full-integer int8 with ai-edge-quantizer: static int8 weights and activations.
+"""LiteRT int8 with ai-edge-quantizer.
 
-Calibration uses min/max over all samples: the default moving average under-estimates ranges
-(measured: 10-20x larger errors). Dynamic-range int8 is not offered: on XNNPACK it ran 3x slower
-than fp32.
+static: full-integer int8 weights and activations. Calibration uses min/max over all samples: the
+default moving average under-estimates ranges (measured: 10-20x larger errors).
+weights: weight-only int8 (float activations). Dynamic-range int8 is not offered: on XNNPACK it ran
+3x slower than fp32.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 
-def quantize_full_integer(ctx, fp32_path: Path, out_path: Path) -> str:
+
+def quantize_tflite(ctx, fp32_path: Path, out_path: Path) -> str:
     from ..quiet import quiet_native
 
     with quiet_native():
-        from ai_edge_litert.interpreter import Interpreter
-        from ai_edge_quantizer import calibrator, quantizer, recipe, recipe_manager
-        from ai_edge_quantizer.utils import qsv_utils
+        from ai_edge_quantizer import quantizer, recipe
 
         float_model = fp32_path.read_bytes()
-        signature = Interpreter(model_content=float_model).get_signature_runner()
-        arg_names = list(signature.get_input_details())
-        samples = [dict(zip(arg_names, s)) for s in ctx.calibration.samples]
+        if ctx.int8_scheme == "weights":
+            q = quantizer.Quantizer(float_model)
+            q.load_quantization_recipe(recipe.weight_only_wi8_afp32())
+            out_path.write_bytes(q.quantize().quantized_model)
+            return "weight-only: int8 weights, float activations"
+        return _full_integer(ctx, float_model, out_path)
 
-        rm = recipe_manager.RecipeManager()
-        rm.load_quantization_recipe(recipe.static_wi8_ai8())
-        calib = calibrator.Calibrator(float_model, num_threads=ctx.threads, qsv_update_func=qsv_utils.min_max_update)
-        calib.calibrate({"serving_default": samples}, rm)
 
-        q = quantizer.Quantizer(float_model)
-        q.load_quantization_recipe(recipe.static_wi8_ai8())
-        result = q.quantize(calib.get_model_qsvs(), enable_progress_bar=False, enable_progress_report=False)
-        out_path.write_bytes(result.quantized_model)
+def _full_integer(ctx, float_model: bytes, out_path: Path) -> str:
+    from ai_edge_litert.interpreter import Interpreter
+    from ai_edge_quantizer import calibrator, quantizer, recipe, recipe_manager
+    from ai_edge_quantizer.utils import qsv_utils
+
+    signature = Interpreter(model_content=float_model).get_signature_runner()
+    details = signature.get_input_details()
+    # litert-torch stores int64 inputs (token ids, time steps) as int32: feed them as such.
+    samples = [{name: np.asarray(x, dtype=d["dtype"]) for (name, d), x in zip(details.items(), s)} for s in ctx.calibration.samples]
+
+    rm = recipe_manager.RecipeManager()
+    rm.load_quantization_recipe(recipe.static_wi8_ai8())
+    calib = calibrator.Calibrator(float_model, num_threads=ctx.threads, qsv_update_func=qsv_utils.min_max_update)
+    calib.calibrate({"serving_default": samples}, rm)
+
+    q = quantizer.Quantizer(float_model)
+    q.load_quantization_recipe(recipe.static_wi8_ai8())
+    result = q.quantize(calib.get_model_qsvs(), enable_progress_bar=False, enable_progress_report=False)
+    out_path.write_bytes(result.quantized_model)
     return f"full-integer static int8 (int8 in/out), per-channel weights, min/max over {len(samples)} samples"

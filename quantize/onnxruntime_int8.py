@@ -1,7 +1,10 @@
-"""ONNX Runtime static int8: QDQ, per-channel int8 weights, uint8 activations (U8S8).
+"""ONNX Runtime int8.
 
-U8S8 rather than ORT's default S8S8: on x86 S8S8 leaves many convolutions in float and barely
-speeds up (measured: 15 of 52 MobileNet convs stayed float, 1.05-1.4x), U8S8 quantizes all (1.7-2.2x).
+static: QDQ, per-channel int8 weights, uint8 activations (U8S8). U8S8 rather than ORT's default
+S8S8: on x86 S8S8 leaves many convolutions in float and barely speeds up (measured: 15 of 52
+MobileNet convs stayed float, 1.05-1.4x), U8S8 quantizes all (1.7-2.2x).
+weights: ORT's dynamic quantization: int8 weights for MatMul, Gather and LSTM (DynamicQuantizeLSTM),
+activations quantized per call; no calibration.
 """
 
 from __future__ import annotations
@@ -9,8 +12,24 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+from ..quiet import quiet_native
 
-def quantize_static_qdq(ctx, fp32_path: Path, out_path: Path) -> str:
+
+def quantize_onnx(ctx, fp32_path: Path, out_path: Path) -> str:
+    if ctx.int8_scheme == "weights":
+        return _dynamic(ctx, fp32_path, out_path)
+    return _static_qdq(ctx, fp32_path, out_path)
+
+
+def _dynamic(ctx, fp32_path: Path, out_path: Path) -> str:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with quiet_native():
+        quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8, per_channel=False)
+    return "dynamic: int8 weights (MatMul, Gather, LSTM), activations quantized per call"
+
+
+def _static_qdq(ctx, fp32_path: Path, out_path: Path) -> str:
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
@@ -22,8 +41,6 @@ def quantize_static_qdq(ctx, fp32_path: Path, out_path: Path) -> str:
 
         def get_next(self):
             return next(self._it, None)
-
-    from ..quiet import quiet_native
 
     with tempfile.TemporaryDirectory(dir=ctx.workdir) as tmp, quiet_native():
         prepped = Path(tmp) / "prepped.onnx"

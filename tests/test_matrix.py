@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from edgezoo import registry
+from edgezoo.devices.runners import output_tuple
 from edgezoo.export import FORMATS
 from edgezoo.fileio import sha256_file
 from edgezoo.pipeline import PRECISIONS
@@ -23,7 +24,12 @@ def test_small_variant_clears_the_bar(zoo_export, name):
     # The reference metric is torch fp32 on the held-out test split; a model that misses its bar
     # would make every int8 bound meaningless.
     spec, result = zoo_export(name)
-    assert result.manifest["reference"]["metric"] >= spec.min_metric
+    data = spec.load_data(spec.inputs[0].shape)
+    bar = spec.bar(data)
+    assert bar is not None, f"{name} has no bar to clear: give its card min_metric or baseline_margin"
+    metric = result.manifest["reference"]["metric"]
+    assert data.measure.clears(metric, bar[0]), f"{name}: torch {data.metric_name} {metric:.4f} misses {bar[0]:.4g} ({bar[1]})"
+    assert result.manifest["reference"]["bar"]["met"] is True
     assert {(a["format"], a["precision"]) for a in result.manifest["artifacts"]} == {(f, p) for f in FORMATS for p in PRECISIONS}
 
 
@@ -48,27 +54,44 @@ def test_artifact(zoo_export, name, fmt, precision):
     data = spec.load_data(spec.inputs[0].shape)
     model, _ = trained_model(spec)
     outs, refs, targets = [], [], []
-    for inputs, target in data.batches("test", spec.inputs[0].shape[0]):
-        outs.append(runner([t.numpy() for t in inputs])[0])
+    batch = spec.inputs[0].shape[0]
+    for inputs, target in data.batches("test", batch):
+        n = len(target)
+        inputs = tuple(torch.cat([t, t[-1:].expand(batch - n, *t.shape[1:])]) for t in inputs)  # the export's fixed batch
+        outs.append(runner([t.numpy() for t in inputs])[0][:n])
         with torch.inference_mode():
-            refs.append(model(*inputs).numpy())
+            refs.append(output_tuple(model(*inputs))[0].numpy()[:n])
         targets.append(target.numpy())
-    outs, refs, targets = np.concatenate(outs), np.concatenate(refs), np.concatenate(targets)
-    metric, torch_metric = data.metric(outs, targets), data.metric(refs, targets)
+    outs, refs, targets = np.concatenate(outs)[: data.size("test")], np.concatenate(refs)[: data.size("test")], np.concatenate(targets)
+    measure = data.measure
+    if measure.fn is not None:
+        metric, torch_metric = data.metric(outs, targets), data.metric(refs, targets)
+    if data.rollout is not None:
+        # The closed loop (episodes, sampling, greedy decoding) driven by this file's runtime again.
+        rolled = data.rollout.run(runner)
+        assert rolled.summary == row["rollout"]["summary"]
+        if data.rollout.sets_metric:
+            metric, torch_metric = rolled.value, manifest["reference"]["metric"]
     assert metric == pytest.approx(row["metric"])
     assert torch_metric == pytest.approx(manifest["reference"]["metric"])
-    assert row["agreement"] == pytest.approx(float((outs.argmax(1) == refs.argmax(1)).mean()))
+    if measure.class_scores:
+        assert row["agreement"] == pytest.approx(float((outs.argmax(-1) == refs.argmax(-1)).mean()))
 
     if precision == "fp32":
         assert np.abs(outs - refs).max() / np.abs(refs).max() < spec.tolerance.fp32_rel_error
         assert row["precision_ran"] == ("f32" if fmt == "openvino" else "fp32")
         assert FORMATS[fmt].int8_fraction(path) == row["int8_fraction"] == 0.0  # no float fallback hides here
+        if data.rollout is not None and data.rollout.fp32_trace_atol is not None:
+            assert row["rollout"]["trace_max_abs_diff"] <= data.rollout.fp32_trace_atol
     else:
         bound = spec.tolerance.int8_metric_drop
-        assert torch_metric - metric <= bound + 1e-9, f"int8 lost {100 * (torch_metric - metric):.2f} points (bound {100 * bound:.1f})"
+        worse = measure.worse_by(metric, torch_metric)
+        assert worse <= bound + 1e-9, f"int8 {measure.name} {metric:.4f} is {measure.say(worse)} worse than torch (bound {measure.say(bound)})"
         # A real int8 model: most of its stored constants are 8-bit (weights; biases may stay 32-bit).
         assert FORMATS[fmt].int8_fraction(path) == pytest.approx(row["int8_fraction"], abs=1e-4)
         assert row["int8_fraction"] >= 0.75
+    if spec.tolerance.artifacts_clear_bar:
+        assert measure.clears(metric, spec.bar(data)[0])
     assert row["latency_ms"] > 0
 
 

@@ -42,3 +42,69 @@ def load_digits_images(input_shape: tuple[int, ...], seed: int = 1234) -> TaskDa
         targets={k: labels[v] for k, v in idx.items()},
         make_inputs=make_inputs,
     )
+
+
+def load_digits_rows(input_shape: tuple[int, ...], seed: int = 1234) -> TaskData:
+    """Digits as a sequence of 8 row tokens of 8 pixels each, (batch, 8, 8), same splits as the
+    images. Baseline: multinomial logistic regression on the 64 pixels, same training split."""
+    from sklearn.linear_model import LogisticRegression
+
+    images = load_digits_images((1, 8, 8), seed)
+
+    def make_inputs(raw: np.ndarray, augment: bool, rng: np.random.Generator | None) -> tuple[torch.Tensor, ...]:
+        return (images.make_inputs(raw, augment, rng)[0][:, 0],)
+
+    flat = {k: v.reshape(len(v), -1) for k, v in images.raw.items()}
+    linear = LogisticRegression(max_iter=2000).fit(flat["train"], images.targets["train"])
+    baseline = float(linear.score(flat["test"], images.targets["test"]))
+    return TaskData(name="digits rows", raw=images.raw, targets=images.targets, make_inputs=make_inputs,
+                    baseline=("logistic regression on the pixels", baseline))
+
+
+_SCORER: dict = {}
+
+
+def digit_score(images: np.ndarray) -> dict:
+    """How recognisable generated digits are, judged by the zoo's trained ``cnn`` (trained first
+    if no checkpoint is cached): ``score`` = exp(E_x KL(p(y|x) || p(y))), 10 when every image is a
+    confident digit and all ten classes are equally common, 1 for noise or a single class; also the
+    mean top-1 confidence and how many classes are the top choice of at least 2% of the images.
+    ``images``: (N, 1, H, W) in [0, 1], any size (resized to the classifier's 28x28)."""
+    if "cnn" not in _SCORER:
+        from .. import registry
+        from ..train import trained_model
+
+        _SCORER["cnn"] = trained_model(registry.get("cnn"))[0].eval()
+    x = torch.as_tensor(np.asarray(images, dtype=np.float32)).clamp(0, 1)
+    x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)
+    with torch.inference_mode():
+        p = torch.softmax(_SCORER["cnn"](x).double(), -1).numpy()
+    marginal = p.mean(0)
+    kl = (p * (np.log(p + 1e-12) - np.log(marginal + 1e-12))).sum(1)
+    top = p.argmax(1)
+    classes = int((np.bincount(top, minlength=10) >= 0.02 * len(top)).sum())
+    return {"score": float(np.exp(kl.mean())), "confidence": float(p.max(1).mean()), "classes": classes}
+
+
+def load_digit_requests(input_shape: tuple[int, ...], seed: int = 4321, per_class: dict | None = None) -> TaskData:
+    """Inputs for a class-conditional digit generator: fixed Gaussian noise of ``input_shape``'s
+    width and a requested digit, the ten digits in equal shares. Nothing here is training data
+    (the generator learns from the digit images); these fix what is sampled and scored."""
+    width = input_shape[1]
+    sizes = per_class or {"train": 64, "val": 50, "test": 100}
+    rng = np.random.default_rng(seed)
+    raw, targets = {}, {}
+    for split, n in sizes.items():
+        labels = np.repeat(np.arange(10), n)
+        raw[split] = rng.standard_normal((len(labels), width)).astype(np.float32)
+        targets[split] = labels
+
+    def make_batch(noise: np.ndarray, labels: np.ndarray, augment: bool, rng: np.random.Generator):
+        return (torch.from_numpy(noise.copy()), torch.from_numpy(labels.copy())), torch.from_numpy(labels.copy())
+
+    return TaskData(name="digit requests", raw=raw, targets=targets, make_batch=make_batch, metric_name="digit_score")
+
+
+def load_digit_images_for_training(size: int = 28) -> TaskData:
+    """The digit images (1 channel, ``size`` x ``size``) a generative model learns from."""
+    return load_digits_images((1, 1, size, size))

@@ -20,14 +20,14 @@ def _make_divisible(value: float, divisor: int = 8, min_value: int | None = None
 
 
 class ConvBNActivation(nn.Sequential):
-    """torchvision's Conv2dNormActivation: keys .0 (conv), .1 (bn), .2 (activation)."""
+    """torchvision's Conv2dNormActivation: keys .0 (conv), .1 (bn), .2 (activation, if any)."""
 
-    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1):
-        super().__init__(
-            nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU6(inplace=True),
-        )
+    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1,
+                 activation: type[nn.Module] | None = nn.ReLU6, norm=nn.BatchNorm2d):
+        layers = [nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False), norm(cout)]
+        if activation is not None:
+            layers.append(activation(inplace=True))
+        super().__init__(*layers)
 
 
 class InvertedResidual(nn.Module):
