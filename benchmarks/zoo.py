@@ -21,9 +21,14 @@ BEGIN, END = "<!-- zoo-table:begin (benchmarks/zoo.py writes this) -->", "<!-- z
 
 
 def render(manifests: list[dict]) -> str:
+    """The table of the stored manifests, plus a row for each registered model not measured yet."""
+    from edgezoo import registry
     from edgezoo.report import zoo_markdown
 
-    return zoo_markdown(manifests)
+    table = zoo_markdown(manifests)
+    measured = {m["model"] for m in manifests}
+    missing = [n for n in registry.names() if n not in measured]
+    return table + "".join(f"\n| {n} | not measured yet: run `benchmarks/zoo.py --models {n}` |" for n in missing)
 
 
 def main() -> int:
@@ -38,12 +43,14 @@ def main() -> int:
         from edgezoo.pipeline import export
 
         names = args.models.split(",") if args.models else registry.names()
-        manifests = []
+        # --models re-measures those and keeps the stored manifests of the others.
+        stored = {m["model"]: m for m in json.loads(RESULTS.read_text())} if args.models and RESULTS.exists() else {}
         with tempfile.TemporaryDirectory() as tmp:
             for name in names:
-                manifests.append(export(name, int8=True, out=Path(tmp) / name).manifest)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(manifests, indent=1) + "\n")
+                stored[name] = export(name, int8=True, out=Path(tmp) / name).manifest
+                RESULTS.parent.mkdir(parents=True, exist_ok=True)
+                RESULTS.write_text(json.dumps([stored[n] for n in sorted(stored)], indent=1) + "\n")
+        manifests = [stored[n] for n in sorted(stored) if n in registry.names()]
     text = README.read_text()
     head, rest = text.split(BEGIN, 1)
     README.write_text(f"{head}{BEGIN}\n{render(manifests)}\n{END}{rest.split(END, 1)[1]}")

@@ -41,18 +41,20 @@ def export_table(manifest: dict) -> Table:
 def zoo_markdown(manifests: list[dict]) -> str:
     """Model x format x precision: status, size and metric; a failed cell says why."""
     cases = [(a["format"], a["precision"]) for a in manifests[0]["artifacts"]] if manifests else []
-    header = "| model | torch | " + " | ".join(f"{f} {p}" for f, p in cases) + " |"
-    lines = [header, "|" + "---|" * (len(cases) + 2)]
+    header = "| model | metric: torch (bar) | int8 scheme | " + " | ".join(f"{f} {p}" for f, p in cases) + " |"
+    lines = [header, "|" + "---|" * (len(cases) + 3)]
     for m in manifests:
         ref = m["reference"]
+        bar = ref.get("bar")
+        said_bar = f" ({'>=' if bar['direction'] == 'at least' else '<='} {bar['value']:.4g})" if bar else ""
         cells = {(a["format"], a["precision"]): a for a in m["artifacts"]}
-        row = [f"{m['model']}", f"{ref['metric_name']} {_fmt(ref['metric'], '.3f')}"]
+        row = [f"{m['model']}", f"{ref['metric_name']}: {_fmt(ref['metric'], '.4g')}{said_bar}", m.get("int8_scheme") or "static"]
         for case in cases:
             a = cells.get(case)
             if a is None:
                 row.append("not made")
             elif a["status"] == "ok":
-                row.append(f"ok, {human_bytes(a['bytes'])}, {_fmt(a.get('metric'), '.3f')}")
+                row.append(f"ok, {human_bytes(a['bytes'])}, {_fmt(a.get('metric'), '.4g')}")
             else:
                 row.append(f"FAILED: {a['error'].replace('|', '/')}")
         lines.append("| " + " | ".join(row) + " |")

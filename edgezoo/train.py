@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -25,12 +26,34 @@ def cache_key(spec: ModelSpec) -> str:
             "build": spec.build_kwargs,
             "inputs": [dataclasses.astuple(i) for i in spec.inputs],
             "recipe": dataclasses.asdict(spec.recipe),
-            "version": 2,
+            "structure": _structure(spec),
+            "code": _code_hash(spec),
+            "version": 3,
         },
         sort_keys=True,
         default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _structure(spec: ModelSpec) -> list:
+    """Parameter names and shapes: a change to a model's code (not only its card) retrains it."""
+    try:
+        with torch.device("meta"):  # no memory, no initialisation cost
+            model = spec.build()
+    except Exception:
+        model = spec.build()
+    return [(k, list(v.shape)) for k, v in model.state_dict().items()]
+
+
+def _code_hash(spec: ModelSpec) -> str | None:
+    """The model file's text: constants and forward passes change behaviour without changing shapes."""
+    import inspect
+
+    try:
+        return hashlib.sha256(Path(inspect.getfile(spec.builder)).read_bytes()).hexdigest()[:16]
+    except (TypeError, OSError):
+        return None
 
 
 def _fast_layout(inputs: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
@@ -101,7 +124,9 @@ def trained_model(spec: ModelSpec, retrain: bool = False) -> tuple[nn.Module, Pa
         load_into(model, read_state_dict(path), str(path))
         return model.eval(), path
     progress.info(f"{spec.name}: no trained checkpoint cached yet; training it now (once), to {path}")
+    started = time.perf_counter()
     model, metrics = (spec.trainer or train)(spec)
+    seconds = round(time.perf_counter() - started, 1)
     save_state_dict(model.state_dict(), path)
-    path.with_suffix(".json").write_text(json.dumps({"model": spec.name, "metrics": metrics}, indent=1))
+    path.with_suffix(".json").write_text(json.dumps({"model": spec.name, "metrics": metrics, "train_seconds": seconds, "threads": torch.get_num_threads()}, indent=1))
     return model, path

@@ -38,6 +38,10 @@ def test_artifact(zoo_export, name, fmt, precision):
     spec, result = zoo_export(name)
     manifest = result.manifest
     row = next(a for a in manifest["artifacts"] if (a["format"], a["precision"]) == (fmt, precision))
+    if f"{fmt}/{precision}" in spec.known_failures:
+        # A measured limit, listed on the card: it must still fail, for the reason given.
+        assert row["status"] == "failed" and spec.known_failures[f"{fmt}/{precision}"] in row["error"], row
+        return
     assert row["status"] == "ok", row["error"]
     assert row["error"] is None
 

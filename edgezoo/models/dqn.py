@@ -18,12 +18,22 @@ SELECT_SEEDS = range(5_000, 5_010)  # checkpoint selection; the held-out measure
 
 
 class QNetwork(nn.Module):
+    """Dueling heads (Wang et al. 2016): Q = V(s) + A(s, a) - mean_a A(s, a). CartPole's Q-values sit
+    near 1 / (1 - gamma) = 100 and differ between the actions by well under 1%; with one head, int8
+    weights quantize each action's row on that large scale and the tiny difference is lost. The
+    advantage head carries the difference at its own scale (measured with int8 weights, mean return
+    with one head / dueling: ONNX Runtime 58 / 125, OpenVINO 51 / 360, LiteRT 500 / 500)."""
+
     def __init__(self, observations: int = 4, actions: int = 2, hidden: int = 128):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(observations, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, actions))
+        self.features = nn.Sequential(nn.Linear(observations, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU())
+        self.value = nn.Linear(hidden, 1)
+        self.advantage = nn.Linear(hidden, actions)
 
     def forward(self, observation: torch.Tensor) -> torch.Tensor:
-        return self.net(observation)
+        h = self.features(observation)
+        a = self.advantage(h)
+        return self.value(h) + a - a.mean(1, keepdim=True)
 
 
 def train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
@@ -93,7 +103,7 @@ register(
         name="dqn",
         task="control (reinforcement learning)",
         dataset="CartPole-v1 (gymnasium), simulated; 20 held-out episode seeds",
-        description="DQN (Double-DQN targets, Polyak target net), Q-network 4-128-128-2",
+        description="DQN (Double-DQN targets, Polyak target net), dueling Q-network 4-128-128-(1+2)",
         builder=QNetwork,
         inputs=(InputSpec("observation", (1, 4), value_range=(-2.0, 2.0)),),
         load_data=load_cartpole,
@@ -101,6 +111,15 @@ register(
         min_metric=475.0,
         # Return is in steps; every artifact driving the environment must clear 475 too.
         tolerance=Tolerance(int8_metric_drop=25.0, artifacts_clear_bar=True),
+        # Int8 weights, float activations: the policy is an argmax over two Q-values near 100 that
+        # differ by well under 1%, below an 8-bit activation step (measured with static int8: mean
+        # return 500 -> 47 in ONNX Runtime and LiteRT, 62 in OpenVINO).
+        int8_scheme="weights",
+        # Measured limits of int8 here: ONNX Runtime's dynamic quantization also quantizes the
+        # observation per call, and an 8-bit step over it hides the pole angle (return 125);
+        # NNCF's int8 weights cost OpenVINO 140 steps (return 360). LiteRT's weight-only int8 keeps
+        # 500. Tried: observations scaled to unit spread inside the model trained a weaker policy (362).
+        known_failures={"onnx/int8": "mean_return", "openvino/int8": "mean_return"},
         recipe=TrainRecipe(stages=(Stage(60, 1e-3),), batch_size=64),
         trainer=train_dqn,
     )
