@@ -1,4 +1,4 @@
-"""Parameter and multiply-accumulate counts (conv, linear and recurrent layers), for `edgezoo list`."""
+"""Parameter and multiply-accumulate counts, for `edgezoo list`."""
 
 from __future__ import annotations
 
@@ -11,24 +11,14 @@ def count_params(model: nn.Module) -> int:
 
 
 def count_macs(model: nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> int:
-    total = 0
+    """Multiply-accumulates of one forward pass, counted on the aten ops that do them (convolutions,
+    matmuls, attention), so hand-written recurrences, graph propagation and attention count too."""
+    from torch.utils.flop_counter import FlopCounterMode
 
-    def hook(module, inputs, output):
-        nonlocal total
-        if isinstance(module, nn.Conv2d | nn.Conv1d | nn.ConvTranspose2d):
-            kernel = module.weight[0].numel()  # in_channels/groups * kh * kw
-            total += output.numel() * kernel if not isinstance(module, nn.ConvTranspose2d) else inputs[0].numel() * module.weight[0].numel()
-        elif isinstance(module, nn.Linear):
-            total += output.numel() * module.in_features
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
-    try:
-        with torch.inference_mode():
-            model(*example_inputs)
-    finally:
-        for h in handles:
-            h.remove()
-    return total
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), counter:
+        model(*example_inputs)
+    return counter.get_total_flops() // 2
 
 
 def human_count(n: int) -> str:

@@ -24,11 +24,12 @@ class CalibrationSet:
 
 
 def from_task_data(data, n: int, batch_size: int, split: str = "train") -> CalibrationSet:
-    """The first ``n`` input tuples of a split, at the model's (fixed) batch size."""
+    """About ``n`` samples of a split (at least one batch), as input tuples at the model's (fixed)
+    batch size: a generator exported at batch 100 calibrates on one or two batches, not 64."""
     samples = []
     for inputs, _ in data.batches(split, batch_size=batch_size, min_batch=batch_size):
         samples.append(tuple(t.numpy() for t in inputs))
-        if len(samples) >= n:
+        if len(samples) * batch_size >= n:
             break
     return CalibrationSet(samples, f"{data.name} {split} split, {len(samples) * batch_size} samples")
 
