@@ -65,3 +65,16 @@ def test_digit_score_tells_digits_from_noise():
     assert judged["score"] > 6 and judged["classes"] == 10
     assert digit_score(noise)["score"] < 2.5
     assert digit_score(one_class)["score"] < 1.5 and digit_score(one_class)["classes"] == 1
+
+
+def test_digit_score_trains_its_judge_even_inside_inference_mode(tmp_path, monkeypatch):
+    # The GAN trainer scores its samples under inference mode; on a fresh machine the judge (the
+    # zoo's cnn) is not trained yet, and training it there once failed with "does not require grad".
+    from edgezoo.data import digits
+
+    monkeypatch.setenv("EDGEZOO_HOME", str(tmp_path))
+    monkeypatch.setattr(digits, "_SCORER", {})
+    with torch.inference_mode():
+        judged = digits.digit_score(np.random.default_rng(0).random((20, 1, 8, 8)).astype(np.float32))
+    assert judged["score"] < 2.5
+    assert list((tmp_path / "checkpoints").glob("cnn-*.pt"))

@@ -74,7 +74,9 @@ def digit_score(images: np.ndarray) -> dict:
         from .. import registry
         from ..train import trained_model
 
-        _SCORER["cnn"] = trained_model(registry.get("cnn"))[0].eval()
+        # The judge may have to be trained first, and the caller may be inside inference mode.
+        with torch.inference_mode(False), torch.enable_grad():
+            _SCORER["cnn"] = trained_model(registry.get("cnn"))[0].eval()
     x = torch.as_tensor(np.asarray(images, dtype=np.float32)).clamp(0, 1)
     x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)
     with torch.inference_mode():
