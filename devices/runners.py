@@ -49,10 +49,14 @@ def output_tuple(out) -> tuple:
     return tuple(out) if isinstance(out, (tuple, list)) else (out,)
 
 
-def torch_runner(model, threads: int) -> Runner:
+def torch_runner(model, threads: int | None = None) -> Runner:
+    """``threads`` sets torch's (process-wide) thread count, for timing; None leaves it as it is,
+    for the closed loops that drive torch during training and checking."""
     import torch
 
-    torch.set_num_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    threads = torch.get_num_threads()
 
     def run(inputs):
         with torch.inference_mode():

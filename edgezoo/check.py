@@ -58,7 +58,7 @@ def reference_outputs(model: torch.nn.Module, spec: ModelSpec, data, n_samples: 
     if data is not None and data.rollout is not None:
         from .devices.runners import torch_runner
 
-        rollout = data.rollout.run(torch_runner(model, torch.get_num_threads()))
+        rollout = data.rollout.run(torch_runner(model))
         if data.rollout.sets_metric:
             metric = rollout.value
     return Reference(inputs, outputs, target_arr, n, metric, source, len(outputs[0]), data, rollout)

@@ -66,7 +66,7 @@ def evaluate(model: nn.Module, data: TaskData, split: str, batch_size: int = 64)
     if data.rollout is not None and data.rollout.sets_metric:
         from .devices.runners import torch_runner
 
-        return data.rollout.run(torch_runner(model, torch.get_num_threads())).value
+        return data.rollout.run(torch_runner(model)).value
     outputs, targets = [], []
     with torch.inference_mode():
         for inputs, target in data.batches(split, batch_size):

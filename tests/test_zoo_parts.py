@@ -78,3 +78,9 @@ def test_digit_score_trains_its_judge_even_inside_inference_mode(tmp_path, monke
         judged = digits.digit_score(np.random.default_rng(0).random((20, 1, 8, 8)).astype(np.float32))
     assert judged["score"] < 2.5
     assert list((tmp_path / "checkpoints").glob("cnn-*.pt"))
+
+
+def test_gpt_alphabet_is_the_corpus_frequent_characters():
+    from edgezoo.data.text import ALPHABET, UNKNOWN, frequent_chars
+
+    assert list(ALPHABET) == [UNKNOWN, *frequent_chars()]

@@ -88,15 +88,15 @@ def digit_score(images: np.ndarray) -> dict:
     return {"score": float(np.exp(kl.mean())), "confidence": float(p.max(1).mean()), "classes": classes}
 
 
-def load_digit_requests(input_shape: tuple[int, ...], seed: int = 4321, per_class: dict | None = None) -> TaskData:
+def load_digit_requests(input_shape: tuple[int, ...], seed: int = 4321) -> TaskData:
     """Inputs for a class-conditional digit generator: fixed Gaussian noise of ``input_shape``'s
     width and a requested digit, the ten digits in equal shares. Nothing here is training data
     (the generator learns from the digit images); these fix what is sampled and scored."""
     width = input_shape[1]
-    sizes = per_class or {"train": 64, "val": 50, "test": 100}
+    per_class = {"train": 64, "val": 50, "test": 100}
     rng = np.random.default_rng(seed)
     raw, targets = {}, {}
-    for split, n in sizes.items():
+    for split, n in per_class.items():
         labels = np.repeat(np.arange(10), n)
         raw[split] = rng.standard_normal((len(labels), width)).astype(np.float32)
         targets[split] = labels

@@ -11,7 +11,11 @@ import torch
 
 from .base import Rollout, RolloutResult, TaskData
 
-UNKNOWN = "\x00"  # stands for any character rarer than MIN_COUNT in the training text
+UNKNOWN = "\x00"  # stands for any character outside the alphabet
+# The model's alphabet, fixed so that a checkpoint's embedding rows keep their meaning and nothing
+# reads the corpus at import: the characters seen at least MIN_COUNT times in the training part of
+# the corpus (tests/test_zoo_parts.py re-derives it), plus UNKNOWN at index 0.
+ALPHABET = (UNKNOWN, " ", "-", *"abcdefghijklmnopqrstuvwxyz")
 MIN_COUNT = 1000
 
 
@@ -23,13 +27,12 @@ def corpus_text() -> str:
         return f.read()
 
 
-def char_vocab() -> list[str]:
-    """The model's alphabet, from the training part of the corpus: fixed, so a checkpoint's
-    embedding rows keep their meaning."""
+def frequent_chars(min_count: int = MIN_COUNT) -> list[str]:
+    """The characters seen at least ``min_count`` times in the training part of the corpus."""
     text = corpus_text()
     train = text[: int(0.9 * len(text))]
     chars, counts = np.unique(np.frombuffer(train.encode("utf-32-le"), dtype=np.uint32), return_counts=True)
-    return [UNKNOWN] + sorted(chr(c) for c, n in zip(chars, counts) if n >= MIN_COUNT)
+    return sorted(chr(c) for c, n in zip(chars, counts) if n >= min_count)
 
 
 def lm_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -40,7 +43,7 @@ def load_corpus_chars(input_shape: tuple[int, ...], test_windows: int = 256, gen
     """Windows of ``input_shape[1]`` characters in, the next character at every position out."""
     context = input_shape[1]
     text = corpus_text()
-    vocab = char_vocab()
+    vocab = ALPHABET
     index = {c: i for i, c in enumerate(vocab)}
     ids = np.array([index.get(c, 0) for c in text], dtype=np.int64)
     a, b = int(0.9 * len(ids)), int(0.95 * len(ids))

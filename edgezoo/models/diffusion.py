@@ -84,7 +84,7 @@ class UNet(nn.Module):
         return self.out(h)
 
 
-def load_noised_digits(input_shape: tuple[int, ...], n_samples: int | None = None, seed: int = 99) -> TaskData:
+def load_noised_digits(input_shape: tuple[int, ...], seed: int = 99) -> TaskData:
     """Training pairs ((x_t, t), noise) drawn per batch from the digit images scaled to [-1, 1];
     the held-out splits draw theirs from a fixed seed. The rollout is the full sampler."""
     images = load_digit_images_for_training(SIZE)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from .. import progress
-from ..data.cartpole import episode_returns, load_cartpole
+from ..data.cartpole import EVAL_SEEDS, episode_returns, load_cartpole
 from ..devices.runners import torch_runner
 from ..registry import InputSpec, ModelSpec, Stage, Tolerance, TrainRecipe, register
 
@@ -38,7 +38,19 @@ class QNetwork(nn.Module):
 
 def train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
     """``Stage.epochs`` counts thousands of environment steps. Every 5,000 steps the greedy policy
-    plays 10 selection episodes; the best one so far is kept (DQN's return oscillates)."""
+    plays 10 selection episodes; the best one so far is kept (DQN's return oscillates).
+
+    One thread throughout: the network is tiny (threads only add overhead) and the trajectory then
+    does not depend on the machine's core count. The caller's thread count is restored."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train_dqn(spec)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
     import gymnasium as gym
 
     recipe = spec.recipe
@@ -86,7 +98,7 @@ def train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
                     for p, tp in zip(q.parameters(), target.parameters()):
                         tp.mul_(0.995).add_(p, alpha=0.005)
             if (step + 1) % 5_000 == 0 and step >= warmup:
-                score = float(np.mean(episode_returns(torch_runner(q.eval(), 1), SELECT_SEEDS)))
+                score = float(np.mean(episode_returns(torch_runner(q.eval()), SELECT_SEEDS)))
                 q.train()
                 if score >= best:
                     best, best_state = score, copy.deepcopy(q.state_dict())
@@ -95,7 +107,7 @@ def train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
     env.close()
     q.load_state_dict(best_state)
     q.eval()
-    return q, {"val": best, "test": float(np.mean(episode_returns(torch_runner(q, 1), range(10_000, 10_020))))}
+    return q, {"val": best, "test": float(np.mean(episode_returns(torch_runner(q), EVAL_SEEDS)))}
 
 
 register(

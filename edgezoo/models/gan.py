@@ -75,7 +75,7 @@ def train_gan(spec: ModelSpec) -> tuple[nn.Module, dict]:
     scores = {}
     with torch.inference_mode():
         for split in ("val", "test"):
-            samples = torch.cat([generator(*x) for x, _ in requests.batches(split, 100)])
+            samples = torch.cat([generator(*x) for x, _ in requests.batches(split, spec.inputs[0].shape[0])])
             scores[split] = digit_score(samples.numpy())["score"]
     return generator, scores
 

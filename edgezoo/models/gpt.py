@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..data.text import char_vocab, load_corpus_chars
+from ..data.text import ALPHABET, load_corpus_chars
 from ..registry import InputSpec, ModelSpec, Stage, Tolerance, TrainRecipe, register
 from .attention import Block
 
@@ -34,8 +34,8 @@ register(
         dataset="head500.noblanks.cor (gensim), 2.3M characters; held-out tail",
         description="tiny GPT: 3 causal blocks, dim 128, context 64",
         builder=TinyGPT,
-        build_kwargs={"vocab_size": len(char_vocab()), "context": 64, "depth": 3},
-        inputs=(InputSpec("ids", (1, 64), dtype="int64", value_range=(0, len(char_vocab()))),),
+        build_kwargs={"vocab_size": len(ALPHABET), "context": 64, "depth": 3},
+        inputs=(InputSpec("ids", (1, 64), dtype="int64", value_range=(0, len(ALPHABET))),),
         load_data=load_corpus_chars,
         metric_name="bits_per_char",
         baseline_margin=0.25,

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from ..data.digits import load_digits_images
 from ..registry import InputSpec, ModelSpec, Stage, TrainRecipe, register
-from .mobilenet import ConvBNActivation, _make_divisible
+from .mobilenet import ConvBNActivation, _make_divisible, init_mobilenet_weights
 
 
 class SqueezeExcitation(nn.Module):
@@ -68,17 +68,7 @@ class MobileNetV3Small(nn.Module):
         self.classifier = nn.Sequential(
             nn.Linear(6 * last_in, last_channel), nn.Hardswish(inplace=True), nn.Dropout(p=dropout, inplace=True), nn.Linear(last_channel, num_classes)
         )
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        init_mobilenet_weights(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.adaptive_avg_pool2d(self.features(x), 1)
