@@ -221,6 +221,7 @@ def export(
             "rollout": None if ref.rollout is None else {"name": data.rollout.name, "summary": ref.rollout.summary},
             **reference_latency,
         },
+        "training": _training_entry(weights_source),
         "calibration": calib_set.source if int8 and spec.int8_scheme == "static" else None,
         "int8_scheme": spec.int8_scheme if int8 else None,
         "threads": threads,
@@ -283,6 +284,18 @@ def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Refe
     row["landed"] = True
     row["stage"] = "done"
     return row
+
+
+def _training_entry(weights_source: str) -> dict | None:
+    """How the cached zoo checkpoint was trained (recorded when it was): seconds, threads, epochs."""
+    meta = Path(weights_source).with_suffix(".json")
+    if not weights_source.endswith(".pt") or not meta.is_file():
+        return None
+    try:
+        info = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return None
+    return {"seconds": info.get("train_seconds"), "threads": info.get("threads")}
 
 
 def _bar_entry(spec: ModelSpec, data, metric: float | None) -> dict | None:

@@ -41,14 +41,16 @@ def export_table(manifest: dict) -> Table:
 def zoo_markdown(manifests: list[dict]) -> str:
     """Model x format x precision: status, size and metric; a failed cell says why."""
     cases = [(a["format"], a["precision"]) for a in manifests[0]["artifacts"]] if manifests else []
-    header = "| model | metric: torch (bar) | int8 scheme | " + " | ".join(f"{f} {p}" for f, p in cases) + " |"
-    lines = [header, "|" + "---|" * (len(cases) + 3)]
+    header = "| model | metric: torch (bar) | training | int8 scheme | " + " | ".join(f"{f} {p}" for f, p in cases) + " |"
+    lines = [header, "|" + "---|" * (len(cases) + 4)]
     for m in manifests:
         ref = m["reference"]
         bar = ref.get("bar")
         said_bar = f" ({'>=' if bar['direction'] == 'at least' else '<='} {bar['value']:.4g})" if bar else ""
         cells = {(a["format"], a["precision"]): a for a in m["artifacts"]}
-        row = [f"{m['model']}", f"{ref['metric_name']}: {_fmt(ref['metric'], '.4g')}{said_bar}", m.get("int8_scheme") or "static"]
+        trained = m.get("training") or {}
+        took = f"{trained['seconds'] / 60:.1f} min, {trained['threads']} threads" if trained.get("seconds") is not None else "not recorded"
+        row = [f"{m['model']}", f"{ref['metric_name']}: {_fmt(ref['metric'], '.4g')}{said_bar}", took, m.get("int8_scheme") or "static"]
         for case in cases:
             a = cells.get(case)
             if a is None:

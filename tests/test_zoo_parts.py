@@ -84,3 +84,29 @@ def test_gpt_alphabet_is_the_corpus_frequent_characters():
     from edgezoo.data.text import ALPHABET, UNKNOWN, frequent_chars
 
     assert list(ALPHABET) == [UNKNOWN, *frequent_chars()]
+
+
+def test_int8_weights_scheme_keeps_activations_float_and_weights_per_channel(zoo_export):
+    """What the "weights" scheme promises, read back from the files: OpenVINO's IR switches off the
+    CPU plugin's on-the-fly activation quantization in its own runtime options (the default would
+    quantize activations of compressed-weight layers), and every weight is int8 with one scale per
+    output channel in ONNX Runtime and OpenVINO."""
+    import onnx
+    import openvino as ov
+    from onnx import numpy_helper
+
+    spec, result = zoo_export("dqn")
+    assert spec.int8_scheme == "weights"
+    rows = {(a["format"], a["precision"]): a for a in result.manifest["artifacts"]}
+
+    core = ov.Core()
+    ir = result.out_dir / rows["openvino", "int8"]["path"]
+    model = core.read_model(str(ir))
+    assert model.get_rt_info(["runtime_options", "DYNAMIC_QUANTIZATION_GROUP_SIZE"]).astype(str) == "0"
+    assert core.compile_model(str(ir), "CPU").get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE") == 0
+    int8_weights = [op for op in model.get_ops() if op.get_type_name() == "Constant" and op.get_output_element_type(0) == ov.Type.i8]
+    assert sorted(tuple(op.get_output_shape(0)) for op in int8_weights) == sorted([(128, 4), (128, 128), (1, 128), (2, 128)])
+
+    graph = onnx.load(str(result.out_dir / rows["onnx", "int8"]["path"])).graph
+    scales = {i.name: numpy_helper.to_array(i) for i in graph.initializer if i.name.endswith("_scale") and "weight" in i.name}
+    assert sorted(s.shape for s in scales.values()) == sorted([(128,), (128,), (1,), (2,)]), {k: v.shape for k, v in scales.items()}
