@@ -38,6 +38,10 @@ def export_table(manifest: dict) -> Table:
     return table
 
 
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
+
+
 def zoo_markdown(manifests: list[dict]) -> str:
     """Model x format x precision: status, size and metric; a failed cell says why."""
     cases = [(a["format"], a["precision"]) for a in manifests[0]["artifacts"]] if manifests else []
@@ -49,7 +53,7 @@ def zoo_markdown(manifests: list[dict]) -> str:
         said_bar = f" ({'>=' if bar['direction'] == 'at least' else '<='} {bar['value']:.4g})" if bar else ""
         cells = {(a["format"], a["precision"]): a for a in m["artifacts"]}
         trained = m.get("training") or {}
-        took = f"{trained['seconds'] / 60:.1f} min, {trained['threads']} threads" if trained.get("seconds") is not None else "not recorded"
+        took = "not recorded" if trained.get("seconds") is None else f"{_duration(trained['seconds'])}, {trained['threads']} threads"
         row = [f"{m['model']}", f"{ref['metric_name']}: {_fmt(ref['metric'], '.4g')}{said_bar}", took, m.get("int8_scheme") or "static"]
         for case in cases:
             a = cells.get(case)

@@ -46,5 +46,28 @@ def _full_integer(ctx, float_model: bytes, out_path: Path) -> str:
     q = quantizer.Quantizer(float_model)
     q.load_quantization_recipe(recipe.static_wi8_ai8())
     result = q.quantize(calib.get_model_qsvs(), enable_progress_bar=False, enable_progress_report=False)
-    out_path.write_bytes(result.quantized_model)
+    out_path.write_bytes(_repair_per_axis_dimensions(bytes(result.quantized_model)))
     return f"full-integer static int8 (int8 in/out), per-channel weights, min/max over {len(samples)} samples"
+
+
+def _repair_per_axis_dimensions(model: bytes) -> bytes:
+    """ai-edge-quantizer 0.10 quantizes a per-channel tensor along dimension 0 even when litert-torch
+    wrote it as [1, 1, 1, C] (a transposed convolution's folded batch-norm bias), and LiteRT then
+    refuses the whole file at load ("num_scales must be 1 for per-layer quantization, or 1 for
+    per-axis quantization, but got C"). The C scales belong to the one axis of size C: point the
+    tensor's quantized dimension there. Values and scales are untouched."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    tree = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
+    repaired = 0
+    for graph in tree.subgraphs:
+        for tensor in graph.tensors:
+            q = tensor.quantization
+            if q is None or q.scale is None or len(q.scale) <= 1 or tensor.shape is None:
+                continue
+            shape, n = list(tensor.shape), len(q.scale)
+            axes = [i for i, d in enumerate(shape) if d == n]
+            if shape[q.quantizedDimension] != n and len(axes) == 1:
+                q.quantizedDimension = axes[0]
+                repaired += 1
+    return bytes(flatbuffer_utils.convert_object_to_bytearray(tree)) if repaired else model

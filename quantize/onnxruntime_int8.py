@@ -24,9 +24,16 @@ def quantize_onnx(ctx, fp32_path: Path, out_path: Path) -> str:
 
 def _dynamic(ctx, fp32_path: Path, out_path: Path) -> str:
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    with quiet_native():
-        quantize_dynamic(str(fp32_path), str(out_path), weight_type=QuantType.QInt8, per_channel=True)
+    # Pre-processing folds constant subgraphs (an unrolled LSTM's transposed recurrent weights) into
+    # initializers, which the quantizer only then sees as weights (measured: 3 of 49 MatMuls of the
+    # 2-layer LSTM quantized without it, 34% of its constants int8; 49 and 96% with it).
+    with tempfile.TemporaryDirectory(dir=ctx.workdir) as tmp, quiet_native():
+        prepped = Path(tmp) / "prepped.onnx"
+        # Symbolic shape inference is not needed for weights and fails on word2vec's graph.
+        quant_pre_process(str(fp32_path), str(prepped), skip_symbolic_shape=True)
+        quantize_dynamic(str(prepped), str(out_path), weight_type=QuantType.QInt8, per_channel=True)
     return "dynamic: per-channel int8 weights (MatMul, Gather, LSTM), activations quantized per call"
 
 

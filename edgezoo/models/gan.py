@@ -91,14 +91,15 @@ register(
         load_data=load_digit_requests,
         metric_name="digit_score",
         # The judge scores real held-out digits 7.2. Measured: 2.7 after 40 epochs (width 32),
-        # 5.0 after 300 epochs (width 64). The bar is what the short recipes clear, not the ceiling.
+        # 5.0 after 300 epochs (width 64, 181 s: over the 3-minute budget), 4.5 after 270 (153 s).
+        # The bar is what the short recipes clear, not the ceiling.
         min_metric=4.0,
         tolerance=Tolerance(int8_metric_drop=0.5),
-        recipe=TrainRecipe(stages=(Stage(300, 2e-4),), batch_size=32),
+        recipe=TrainRecipe(stages=(Stage(270, 2e-4),), batch_size=32),
         trainer=train_gan,
-        # ai-edge-quantizer gives the transposed convolutions per-channel int8 weights that LiteRT's
-        # TRANSPOSE_CONV kernel refuses at load ("num_scales must be 1 for per-layer quantization").
-        known_failures={"tflite/int8": "num_scales must be 1"},
+        # LiteRT loads the full-integer file only because the quantizer's per-axis dimension on the
+        # folded [1, 1, 1, 64] bias is repaired (quantize/litert_int8.py). Its int8 loss varies with
+        # the weights: 0.15 of digit score at 270 epochs, 0.63 at 300 (bound 0.5).
         # The tests train the full recipe: 150 epochs scored 2.7.
     )
 )
