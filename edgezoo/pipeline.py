@@ -106,24 +106,25 @@ def resolve_spec(model: str | ModelSpec, input_shapes: Sequence[tuple[int, ...]]
     return spec
 
 
-def load_model(spec: ModelSpec, weights: str | os.PathLike | None, retrain: bool = False) -> tuple[torch.nn.Module, str]:
-    """(model in eval mode, where its weights came from)."""
+def load_model(spec: ModelSpec, weights: str | os.PathLike | None, retrain: bool = False) -> tuple[torch.nn.Module, str, dict | None]:
+    """(model in eval mode, where its weights came from, how the zoo checkpoint was trained)."""
+    training = None
     if weights is not None:
         model = spec.build()
         load_into(model, read_state_dict(weights), str(weights))
         source = f"--weights {weights}"
     elif spec.load_data is not None and spec.recipe.epochs > 0:
-        from .train import trained_model
+        from .train import trained_model, training_record
 
         model, path = trained_model(spec, retrain=retrain)
-        source = str(path)
+        source, training = str(path), training_record(path)
     else:
         model = spec.build()
         source = "initial weights (no --weights given)"
         progress.warn(f"{spec.name}: no --weights given, exporting the model's initial weights")
     model.eval()
     check_forward(model, spec, spec.description or spec.name)
-    return model, source
+    return model, source, training
 
 
 def export(
@@ -148,7 +149,7 @@ def export(
     try:
         if calib is not None:
             calib_set = calibration.from_user_files(calib, spec.inputs, limit=calib_samples)
-        net, weights_source = load_model(spec, weights, retrain=retrain)
+        net, weights_source, training = load_model(spec, weights, retrain=retrain)
     except BaseException:
         _remove_empty(created)  # bad input leaves nothing behind, not even the folder
         raise
@@ -221,7 +222,7 @@ def export(
             "rollout": None if ref.rollout is None else {"name": data.rollout.name, "summary": ref.rollout.summary},
             **reference_latency,
         },
-        "training": _training_entry(weights_source),
+        "training": training,
         "calibration": calib_set.source if int8 and spec.int8_scheme == "static" else None,
         "int8_scheme": spec.int8_scheme if int8 else None,
         "threads": threads,
@@ -284,18 +285,6 @@ def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Refe
     row["landed"] = True
     row["stage"] = "done"
     return row
-
-
-def _training_entry(weights_source: str) -> dict | None:
-    """How the cached zoo checkpoint was trained (recorded when it was): seconds, threads, epochs."""
-    meta = Path(weights_source).with_suffix(".json")
-    if not weights_source.endswith(".pt") or not meta.is_file():
-        return None
-    try:
-        info = json.loads(meta.read_text())
-    except (OSError, ValueError):
-        return None
-    return {"seconds": info.get("train_seconds"), "threads": info.get("threads")}
 
 
 def _bar_entry(spec: ModelSpec, data, metric: float | None) -> dict | None:

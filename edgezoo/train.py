@@ -130,3 +130,12 @@ def trained_model(spec: ModelSpec, retrain: bool = False) -> tuple[nn.Module, Pa
     save_state_dict(model.state_dict(), path)
     path.with_suffix(".json").write_text(json.dumps({"model": spec.name, "metrics": metrics, "train_seconds": seconds, "threads": torch.get_num_threads()}, indent=1))
     return model, path
+
+
+def training_record(checkpoint: Path) -> dict | None:
+    """How a cached checkpoint was trained, as written next to it when it was: seconds, threads."""
+    try:
+        info = json.loads(checkpoint.with_suffix(".json").read_text())
+    except (OSError, ValueError):
+        return None
+    return {"seconds": info.get("train_seconds"), "threads": info.get("threads")}

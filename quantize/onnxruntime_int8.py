@@ -10,6 +10,7 @@ per-tensor default: one scale over a whole matrix lost the DQN policy (mean retu
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -22,24 +23,32 @@ def quantize_onnx(ctx, fp32_path: Path, out_path: Path) -> str:
     return _static_qdq(ctx, fp32_path, out_path)
 
 
-def _dynamic(ctx, fp32_path: Path, out_path: Path) -> str:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+@contextlib.contextmanager
+def _preprocessed(ctx, fp32_path: Path, symbolic_shapes: bool):
+    """ORT's quant_pre_process into a temporary file: it folds constant subgraphs (an unrolled
+    LSTM's transposed recurrent weights) into initializers, which the quantizers only then see as
+    weights, and optionally infers symbolic shapes (static QDQ needs them)."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    # Pre-processing folds constant subgraphs (an unrolled LSTM's transposed recurrent weights) into
-    # initializers, which the quantizer only then sees as weights (measured: 3 of 49 MatMuls of the
-    # 2-layer LSTM quantized without it, 34% of its constants int8; 49 and 96% with it).
     with tempfile.TemporaryDirectory(dir=ctx.workdir) as tmp, quiet_native():
         prepped = Path(tmp) / "prepped.onnx"
-        # Symbolic shape inference is not needed for weights and fails on word2vec's graph.
-        quant_pre_process(str(fp32_path), str(prepped), skip_symbolic_shape=True)
+        quant_pre_process(str(fp32_path), str(prepped), skip_symbolic_shape=not symbolic_shapes)
+        yield prepped
+
+
+def _dynamic(ctx, fp32_path: Path, out_path: Path) -> str:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # Pre-processed (measured: 3 of 49 MatMuls of the 2-layer LSTM quantized without it, 34% of its
+    # constants int8; 49 and 96% with it). Symbolic shapes are not needed for weights and their
+    # inference fails on word2vec's graph.
+    with _preprocessed(ctx, fp32_path, symbolic_shapes=False) as prepped:
         quantize_dynamic(str(prepped), str(out_path), weight_type=QuantType.QInt8, per_channel=True)
-    return "dynamic: per-channel int8 weights (MatMul, Gather, LSTM), activations quantized per call"
+    return "dynamic: per-channel int8 weights (MatMul, Gemm, Gather, LSTM), activations quantized per call"
 
 
 def _static_qdq(ctx, fp32_path: Path, out_path: Path) -> str:
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     feeds = ctx.calibration.as_dicts(ctx.input_names)
 
@@ -50,9 +59,7 @@ def _static_qdq(ctx, fp32_path: Path, out_path: Path) -> str:
         def get_next(self):
             return next(self._it, None)
 
-    with tempfile.TemporaryDirectory(dir=ctx.workdir) as tmp, quiet_native():
-        prepped = Path(tmp) / "prepped.onnx"
-        quant_pre_process(str(fp32_path), str(prepped), skip_symbolic_shape=False)
+    with _preprocessed(ctx, fp32_path, symbolic_shapes=True) as prepped:
         quantize_static(
             str(prepped),
             str(out_path),
