@@ -28,7 +28,7 @@ def cache_key(spec: ModelSpec) -> str:
             "recipe": dataclasses.asdict(spec.recipe),
             "structure": _structure(spec),
             "code": _code_hash(spec),
-            "version": 3,
+            "version": 4,  # 4: fused AdamW
         },
         sort_keys=True,
         default=str,
@@ -76,7 +76,9 @@ def evaluate(model: nn.Module, data: TaskData, split: str, batch_size: int = 64)
 
 
 def _run_stage(model, data: TaskData, epochs: int, lr: float, recipe, label: str) -> None:
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=recipe.weight_decay)
+    # fused: one kernel over all parameters; the per-tensor update had been 63% of an AlexNet step
+    # (its 54M classifier weights: 0.46 s of 0.73 s per batch, 0.06 s fused).
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=recipe.weight_decay, fused=True)
     steps_per_epoch = data.n_batches("train", recipe.batch_size, min_batch=data.min_train_batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(1, epochs * steps_per_epoch), pct_start=0.15)
     with progress.bar(f"train {label}", total=epochs * steps_per_epoch) as advance:

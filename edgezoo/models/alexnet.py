@@ -11,7 +11,12 @@ from ..registry import InputSpec, ModelSpec, Stage, TrainRecipe, register
 
 
 class AlexNet(nn.Module):
-    """``hidden`` 4096 is torchvision's; a narrower classifier keeps the names for small tests."""
+    """``hidden`` 4096 is torchvision's; a narrower classifier keeps the names for small tests.
+
+    Initialised He-normal (fan-in, ReLU gain) with zero biases, where torchvision keeps PyTorch's
+    default: without batch norm the default shrinks the signal through eight layers and training
+    stalls for epochs (measured on digits, 10 epochs: 52% test accuracy with the default at its
+    best rate, 99.4% with He init). Names and shapes are torchvision's, so its checkpoints load."""
 
     def __init__(self, num_classes: int = 1000, dropout: float = 0.5, hidden: int = 4096):
         super().__init__()
@@ -28,6 +33,10 @@ class AlexNet(nn.Module):
             nn.Dropout(p=dropout), nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
             nn.Linear(hidden, num_classes),
         )
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
@@ -47,10 +56,10 @@ register(
         load_data=load_digits_images,
         metric_name="accuracy",
         min_metric=0.95,
-        # No batch norm: AdamW at 1e-3 stalled near 58%; 5e-4 trains in 15-20 epochs. At 128x128
-        # the full network took 16 minutes to train here (with other work on the 2 cores): 64x64
-        # and 15 epochs keep it near the 3-minute budget.
-        recipe=TrainRecipe(stages=(Stage(15, 5e-4),), batch_size=32, weight_decay=1e-4),
-        small={"build_kwargs": {"hidden": 256}, "input_shapes": [(1, 3, 64, 64)], "stages": (Stage(20, 5e-4),)},
+        # No batch norm: with He init AdamW at 3e-4 reaches 98% validation accuracy in 10 epochs
+        # (a VGG-style init at 1e-3 stalled at 24%). At 128x128 the full network took 16 minutes to train here: 64x64
+        # keeps it inside the 3-minute budget.
+        recipe=TrainRecipe(stages=(Stage(10, 3e-4),), batch_size=32, weight_decay=1e-4),
+        small={"build_kwargs": {"hidden": 256}, "input_shapes": [(1, 3, 64, 64)], "stages": (Stage(10, 3e-4),)},
     )
 )

@@ -104,13 +104,15 @@ register(
         load_data=load_digits_images,
         metric_name="accuracy",
         min_metric=0.95,
-        # Progressive resizing: most epochs at 64x64 (12x cheaper than 224), then 128, then the
+        # Progressive resizing: most epochs at 64x64 (12x cheaper than 224), then 160, then the
         # export size. The network is not scale-invariant: a direct jump from 64 to 224 collapses
         # (measured: 97% at 64 px, 10% at 224). At 224 the early, high-resolution blocks stay
         # frozen (their batch-norm statistics still adapt), which makes an epoch 2.5x cheaper and
-        # scored higher than training everything (test accuracy 96.9% in 177 s vs 95.0% in 241 s).
+        # scored higher than training everything. Measured (test accuracy, seconds): 12@64, 2@160,
+        # 2@224 97.8% in 155 s; 12@64, 2@128, 4@224 98.1% in 219 s (over the 3-minute goal);
+        # 2@128, 2@224 96.4% in 143 s; freezing up to features.14 instead of .7, 95.3%.
         recipe=TrainRecipe(
-            stages=(Stage(12, 3e-3, 64), Stage(2, 1e-3, 128), Stage(4, 1e-3, None, train_from="features.7")),
+            stages=(Stage(12, 3e-3, 64), Stage(2, 1e-3, 160), Stage(2, 1e-3, None, train_from="features.7")),
             batch_size=32,
             weight_decay=4e-5,
         ),
