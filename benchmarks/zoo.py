@@ -28,7 +28,30 @@ def render(manifests: list[dict]) -> str:
     table = zoo_markdown(manifests)
     measured = {m["model"] for m in manifests}
     missing = [n for n in registry.names() if n not in measured]
-    return table + "".join(f"\n| {n} | not measured yet: run `benchmarks/zoo.py --models {n}` |" for n in missing)
+    table += "".join(f"\n| {n} | not measured yet: run `benchmarks/zoo.py --models {n}` |" for n in missing)
+    return table + "\n\n" + training_goal(manifests)
+
+
+TRAINING_GOAL_S = 180  # each default recipe trains in at most 3 minutes on 2 cores
+
+
+def training_goal(manifests: list[dict]) -> str:
+    """One line on the training-time goal, from the seconds recorded with each checkpoint."""
+    from edgezoo.report import duration
+
+    took = {m["model"]: (m.get("training") or {}).get("seconds") for m in manifests}
+    over = [f"{n} ({duration(s)})" for n, s in took.items() if s is not None and s > TRAINING_GOAL_S]
+    unknown = [n for n, s in took.items() if s is None]
+    timed = {n: s for n, s in took.items() if s is not None}
+    line = f"Training goal, at most {TRAINING_GOAL_S // 60} minutes per model on 2 cores: "
+    if over:
+        line += f"missed by {', '.join(over)}"
+    elif timed:
+        longest = max(timed, key=timed.get)
+        line += f"met by all {len(timed)} timed models (longest: {longest}, {duration(timed[longest])})"
+    else:
+        line += "no training time recorded"
+    return line + (f"; not timed (checkpoint trained elsewhere): {', '.join(unknown)}." if unknown else ".")
 
 
 def main() -> int:

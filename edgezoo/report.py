@@ -38,7 +38,8 @@ def export_table(manifest: dict) -> Table:
     return table
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """Seconds as a person reads them: "42 s" or "2.5 min"."""
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
@@ -53,7 +54,7 @@ def zoo_markdown(manifests: list[dict]) -> str:
         said_bar = f" ({'>=' if bar['direction'] == 'at least' else '<='} {bar['value']:.4g})" if bar else ""
         cells = {(a["format"], a["precision"]): a for a in m["artifacts"]}
         trained = m.get("training") or {}
-        took = "not recorded" if trained.get("seconds") is None else f"{_duration(trained['seconds'])}, {trained['threads']} threads"
+        took = "not recorded" if trained.get("seconds") is None else f"{duration(trained['seconds'])}, {trained['threads']} threads"
         row = [f"{m['model']}", f"{ref['metric_name']}: {_fmt(ref['metric'], '.4g')}{said_bar}", took, m.get("int8_scheme") or "static"]
         for case in cases:
             a = cells.get(case)

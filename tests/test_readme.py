@@ -50,5 +50,13 @@ def test_zoo_table_is_generated_from_stored_manifests():
     from edgezoo import registry
 
     assert {m["model"] for m in manifests} <= set(registry.names())  # nothing stale
-    rows = [line.split("|")[1].strip() for line in _block(zoo.BEGIN, zoo.END).splitlines()[2:]]
+    rows = [line.split("|")[1].strip() for line in _block(zoo.BEGIN, zoo.END).splitlines()[2:] if line.startswith("|")]
     assert sorted(rows) == registry.names()  # every registered model has its row, measured or saying it is not
+
+
+def test_training_goal_line_names_every_model_over_the_goal():
+    zoo = _script("zoo")
+    timed = lambda name, seconds: {"model": name, "training": None if seconds is None else {"seconds": seconds, "threads": 2}}
+    line = zoo.training_goal([timed("a", 100.0), timed("b", 200.0), timed("c", 400.0), timed("d", None)])
+    assert "missed by b (3.3 min), c (6.7 min)" in line and "not timed" in line and "d" in line.split("not timed")[1]
+    assert "met by all 2 timed models (longest: b, 2.8 min)" in zoo.training_goal([timed("a", 10.0), timed("b", 170.0)])
