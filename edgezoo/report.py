@@ -29,13 +29,24 @@ def export_table(manifest: dict) -> Table:
     table.add_row("torch", "fp32", "fp32", "-", _fmt(ref["metric"], ".4f"), "", "", "", _fmt(ref["latency_ms"], ".2f"), "reference")
     for a in manifest["artifacts"]:
         status = "[green]ok[/green]" if a["status"] == "ok" else f"[bold red]FAILED[/bold red] {a['error']}"
-        delta = None if a.get("metric_delta") is None else a["metric_delta"] * 100
         table.add_row(
             a["format"], a["precision"], a.get("precision_ran") or "-", human_bytes(a["bytes"]), _fmt(a.get("metric"), ".4f"),
-            _fmt(delta, "+.2f") + (" pt" if delta is not None else ""), _fmt(a.get("agreement"), ".3f"),
+            _delta(a.get("metric_delta"), ref["metric_name"]), _fmt(a.get("agreement"), ".3f"),
             _fmt(a.get("max_abs_diff"), ".1e"), _fmt(a.get("latency_ms"), ".2f"), status,
         )
     return table
+
+
+def _delta(delta: float | None, metric_name: str | None) -> str:
+    """A metric's change in its own units: accuracy in points, the others as they are."""
+    from .data.base import METRICS
+
+    if delta is None:
+        return "-"
+    measure = METRICS.get(metric_name)
+    if measure is not None and measure.unit == "points":
+        return f"{delta * measure.scale:+.2f} pt"
+    return f"{delta:+.2g} {measure.unit if measure else ''}".rstrip()
 
 
 def duration(seconds: float) -> str:

@@ -46,19 +46,24 @@ def _full_integer(ctx, float_model: bytes, out_path: Path) -> str:
     q = quantizer.Quantizer(float_model)
     q.load_quantization_recipe(recipe.static_wi8_ai8())
     result = q.quantize(calib.get_model_qsvs(), enable_progress_bar=False, enable_progress_report=False)
-    out_path.write_bytes(_repair_per_axis_dimensions(bytes(result.quantized_model)))
+    out_path.write_bytes(_repair_per_axis_dimensions(bytes(result.quantized_model), float_model))
     return f"full-integer static int8 (int8 in/out), per-channel weights, min/max over {len(samples)} samples"
 
 
-def _repair_per_axis_dimensions(model: bytes) -> bytes:
-    """ai-edge-quantizer 0.10 quantizes a per-channel tensor along dimension 0 even when litert-torch
-    wrote it as [1, 1, 1, C] (a transposed convolution's folded batch-norm bias), and LiteRT then
-    refuses the whole file at load ("num_scales must be 1 for per-layer quantization, or 1 for
-    per-axis quantization, but got C"). The C scales belong to the one axis of size C: point the
-    tensor's quantized dimension there. Values and scales are untouched."""
+def _repair_per_axis_dimensions(model: bytes, float_model: bytes) -> bytes:
+    """ai-edge-quantizer 0.10 mis-quantizes a per-channel tensor that litert-torch wrote as
+    [1, 1, 1, C] (a transposed convolution's folded batch-norm bias): it stores C scales along
+    dimension 0, of size 1, which LiteRT refuses at load ("num_scales must be 1 ... but got C"), and
+    it divides the values by every scale, storing C x C of them, of which LiteRT reads the first C:
+    each rounded with the first channel's scale (measured on the GAN: channel c's bias
+    came out scale[c] / scale[0] times too large, up to 1.8x; the digit score fell 0.7). Such a
+    tensor is re-quantized here from the float model's own values with the C scales the quantizer
+    chose, along the one axis of size C. Scales and every other tensor are untouched."""
+    from ai_edge_litert import schema_py_generated as schema
     from ai_edge_litert.tools import flatbuffer_utils
 
     tree = flatbuffer_utils.read_model_from_bytearray(bytearray(model))
+    floats = None
     repaired = 0
     for graph in tree.subgraphs:
         for tensor in graph.tensors:
@@ -67,7 +72,31 @@ def _repair_per_axis_dimensions(model: bytes) -> bytes:
                 continue
             shape, n = list(tensor.shape), len(q.scale)
             axes = [i for i, d in enumerate(shape) if d == n]
-            if shape[q.quantizedDimension] != n and len(axes) == 1:
-                q.quantizedDimension = axes[0]
-                repaired += 1
+            if shape[q.quantizedDimension] == n or len(axes) != 1:
+                continue
+            if floats is None:
+                floats = _float_constants(float_model)
+            if tensor.type != schema.TensorType.INT32 or tensor.name not in floats or floats[tensor.name].size != n:
+                raise RuntimeError(f"ai-edge-quantizer quantized {tensor.name.decode(errors='replace')} (shape {shape}) "
+                                   f"along a dimension of size {shape[q.quantizedDimension]} with {n} scales; edgezoo can "
+                                   "re-quantize only an int32 bias it finds in the float model")
+            values = np.round(floats[tensor.name].ravel().astype(np.float64) / np.asarray(q.scale, np.float64))
+            tree.buffers[tensor.buffer].data = np.frombuffer(values.astype(np.int32).tobytes(), np.uint8)
+            q.quantizedDimension = axes[0]
+            repaired += 1
     return bytes(flatbuffer_utils.convert_object_to_bytearray(tree)) if repaired else model
+
+
+def _float_constants(float_model: bytes) -> dict[bytes, np.ndarray]:
+    """name -> value of every float32 constant tensor of a .tflite model."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    tree = flatbuffer_utils.read_model_from_bytearray(bytearray(float_model))
+    out = {}
+    for graph in tree.subgraphs:
+        for tensor in graph.tensors:
+            data = tree.buffers[tensor.buffer].data if tensor.buffer < len(tree.buffers) else None
+            if tensor.type == schema.TensorType.FLOAT32 and data is not None and len(data):
+                out[tensor.name] = np.frombuffer(bytes(data), np.float32)
+    return out

@@ -4,6 +4,8 @@ the model that ships; the discriminator exists only for training. Samples are ju
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -31,15 +33,20 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     def __init__(self, width: int = 64, num_classes: int = 10):
         super().__init__()
-        self.label_map = nn.Embedding(num_classes, 8 * 8)
         self.net = nn.Sequential(
-            nn.Conv2d(2, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),                                      # 4x4
+            nn.Conv2d(1, width, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),                                      # 4x4
             nn.Conv2d(width, 2 * width, 4, 2, 1), nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2, inplace=True),   # 2x2
-            nn.Flatten(), nn.Linear(2 * width * 2 * 2, 1),
+            nn.Flatten(),
         )
+        self.real = nn.Linear(2 * width * 2 * 2, 1)
+        self.classify = nn.Linear(2 * width * 2 * 2, num_classes)
 
-    def forward(self, image: torch.Tensor, digit: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([image, self.label_map(digit).reshape(-1, 1, 8, 8)], 1)).squeeze(1)
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(real-or-fake logit, digit-class logits). The class head is AC-GAN's auxiliary classifier
+        (Odena et al. 2017): it never sees the requested digit, so the generator is paid for digits
+        that are recognisable from the pixels alone."""
+        h = self.net(image)
+        return self.real(h).squeeze(1), self.classify(h)
 
 
 def train_gan(spec: ModelSpec) -> tuple[nn.Module, dict]:
@@ -52,8 +59,11 @@ def train_gan(spec: ModelSpec) -> tuple[nn.Module, dict]:
     opt_g = torch.optim.Adam(generator.parameters(), lr=recipe.stages[0].lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=recipe.stages[0].lr, betas=(0.5, 0.999))
     bce = nn.BCEWithLogitsLoss()
+    ce = nn.CrossEntropyLoss()
     epochs = recipe.epochs
     steps = images.n_batches("train", recipe.batch_size, min_batch=recipe.batch_size)
+    requests = load_digit_requests(spec.inputs[0].shape)
+    best: tuple[float, dict] = (float("-inf"), {})
     with progress.bar(f"train {spec.name} (adversarial)", total=epochs * steps) as advance:
         for epoch in range(epochs):
             generator.train()
@@ -62,22 +72,37 @@ def train_gan(spec: ModelSpec) -> tuple[nn.Module, dict]:
                 fake = generator(z, digit)
                 opt_d.zero_grad(set_to_none=True)
                 # One-sided label smoothing (0.9 for real) keeps the discriminator from saturating.
-                d_loss = bce(discriminator(real, digit), torch.full((len(digit),), 0.9)) + bce(discriminator(fake.detach(), digit), torch.zeros(len(digit)))
+                real_logit, real_class = discriminator(real)
+                fake_logit, _ = discriminator(fake.detach())
+                d_loss = bce(real_logit, torch.full((len(digit),), 0.9)) + bce(fake_logit, torch.zeros(len(digit))) + ce(real_class, digit)
                 d_loss.backward()
                 opt_d.step()
                 opt_g.zero_grad(set_to_none=True)
-                g_loss = bce(discriminator(fake, digit), torch.ones(len(digit)))
+                fake_logit, fake_class = discriminator(fake)
+                g_loss = bce(fake_logit, torch.ones(len(digit))) + ce(fake_class, digit)
                 g_loss.backward()
                 opt_g.step()
-                advance(1, f"epoch {epoch + 1}/{epochs} D {d_loss.item():.2f} G {g_loss.item():.2f}")
+                advance(1, f"epoch {epoch + 1}/{epochs} D {d_loss.item():.2f} G {g_loss.item():.2f} (best val {best[0]:.2f})")
+            # Adversarial training does not converge to a point: where it stops is chance (one class
+            # can be lost at epoch 270 and back at 280). Keep the generator that scores best on the
+            # validation requests; the test requests stay unseen until the end.
+            if (epoch + 1) % SELECT_EVERY == 0 or epoch + 1 == epochs:
+                val = _score(generator, requests, "val")
+                if val > best[0]:
+                    best = (val, copy.deepcopy(generator.state_dict()))
+    generator.load_state_dict(best[1])
+    return generator.eval(), {"val": best[0], "test": _score(generator, requests, "test")}
+
+
+SELECT_EVERY = 10  # epochs between validation scores
+
+
+def _score(generator: nn.Module, requests, split: str) -> float:
     generator.eval()
-    requests = load_digit_requests(spec.inputs[0].shape)
-    scores = {}
     with torch.inference_mode():
-        for split in ("val", "test"):
-            samples = torch.cat([generator(*x) for x, _ in requests.batches(split, spec.inputs[0].shape[0])])
-            scores[split] = digit_score(samples.numpy())["score"]
-    return generator, scores
+        samples = torch.cat([generator(*x) for x, _ in requests.batches(split, requests.size(split))])
+    generator.train()
+    return digit_score(samples.numpy())["score"]
 
 
 register(
@@ -90,16 +115,17 @@ register(
         inputs=(InputSpec("noise", (100, 32), value_range=(-2.0, 2.0)), InputSpec("digit", (100,), dtype="int64", value_range=(0, 10))),
         load_data=load_digit_requests,
         metric_name="digit_score",
-        # The judge scores real held-out digits 7.2. Measured: 2.7 after 40 epochs (width 32),
-        # 5.0 after 300 epochs (width 64, 181 s: over the 3-minute budget), 4.5 after 270 (153 s).
-        # The bar is what the short recipes clear, not the ceiling.
-        min_metric=4.0,
+        # The judge scores real held-out digits 7.2 (mean confidence 0.92). Measured on the test
+        # requests: a projection-conditioned discriminator, last epoch, 4.5 after 270 epochs
+        # (confidence 0.78, 82% drawn as the requested digit); with AC-GAN's class head the last
+        # epoch lost one digit (5.2 at 270, "5" never drawn; 4.7 at 320, "9" 43%); keeping the
+        # best on validation: 6.1 after 300 epochs (confidence 0.88, 99% as requested, all 10
+        # digits, 107 s).
+        min_metric=5.5,
         tolerance=Tolerance(int8_metric_drop=0.5),
-        recipe=TrainRecipe(stages=(Stage(270, 2e-4),), batch_size=32),
+        recipe=TrainRecipe(stages=(Stage(300, 2e-4),), batch_size=32),
         trainer=train_gan,
         # LiteRT loads the full-integer file only because the quantizer's per-axis dimension on the
-        # folded [1, 1, 1, 64] bias is repaired (quantize/litert_int8.py). Its int8 loss varies with
-        # the weights: 0.15 of digit score at 270 epochs, 0.63 at 300 (bound 0.5).
-        # The tests train the full recipe: 150 epochs scored 2.7.
+        # folded bias is repaired (quantize/litert_int8.py). The tests train the full recipe.
     )
 )
