@@ -23,6 +23,7 @@ import torch
 
 from . import progress, registry
 from .check import Reference, check_artifact, reference_outputs
+from .devices import isolated
 from .devices.runners import measure_latency, torch_runner
 from .errors import BadInput, one_line
 from .fileio import sha256_file, write_text_atomic
@@ -264,6 +265,8 @@ def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Refe
     row["int8_fraction"] = round(fmt.int8_fraction(staged), 4)
     row["stage"] = "check"
     try:
+        if fmt.probe_in_child:
+            isolated.probe(fmt.runner, fmt.runtime, staged, threads, ref.inputs[0])
         runner = fmt.runner(staged, threads)
         # "as stored": the runtime computes in the artifact's own types. OpenVINO picks a float
         # precision for whatever is not int8; record it, since bf16 would not match torch.
@@ -278,7 +281,7 @@ def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Refe
         row.update(measure_latency(runner, ref.inputs[0]))
     except Exception as exc:
         row["status"] = "failed"
-        row["error"] = f"{fmt.runtime} could not run the artifact: {type(exc).__name__}: {one_line(exc)}"
+        row["error"] = one_line(exc) if isinstance(exc, isolated.ArtifactCrashed) else f"{fmt.runtime} could not run the artifact: {type(exc).__name__}: {one_line(exc)}"
         log_lines.append(f"== {fmt.name} {precision}: {row['error']}\n" + "".join(traceback.format_exception(exc)))
         return row
     # A complete artifact that misses its bound still lands (to inspect), flagged failed.

@@ -56,6 +56,9 @@ class Format:
     int8_fraction: Callable[[Path], float]
     companions: tuple[str, ...] = ()   # other suffixes that belong to the artifact (OpenVINO's .bin)
     packages: tuple[str, ...] = ()     # distributions whose versions the manifest records
+    # Load and run each artifact once in a child process before in-process: for a runtime measured
+    # to abort in native code on some files (LiteRT), so the crash fails one row, not the export.
+    probe_in_child: bool = False
 
     def files(self, path: Path) -> list[Path]:
         return [path] + [path.with_suffix(s) for s in self.companions]

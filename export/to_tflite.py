@@ -49,4 +49,5 @@ TFLITE = Format(
     runner=litert_runner,
     int8_fraction=int8_fraction,
     packages=("litert-torch", "ai-edge-litert", "ai-edge-quantizer"),
+    probe_in_child=True,  # LiteRT 2.3 aborts (SIGABRT) loading ai-edge-quantizer's full-integer GPT
 )
