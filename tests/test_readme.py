@@ -54,20 +54,6 @@ def test_zoo_table_is_generated_from_stored_manifests():
     assert sorted(rows) == registry.names()  # every registered model has its row, measured or saying it is not
 
 
-def test_int8_schemes_block_is_generated_from_stored_results():
-    schemes = _script("int8_schemes")
-    entries = json.loads(schemes.RESULTS.read_text())
-    assert _block(schemes.BEGIN, schemes.END) == schemes.render(entries)
-    from edgezoo import registry
-
-    # every card that picks int8 weights shows what static int8 measured on it, and picks right
-    weights = {n for n in registry.names() if registry.get(n).int8_scheme == "weights"}
-    assert {e["model"] for e in entries} == weights
-    for e in entries:
-        assert e["card_scheme"] == registry.get(e["model"]).int8_scheme
-        assert all(r["ok"] for r in e["schemes"][e["card_scheme"]].values()), e["model"]
-
-
 def test_training_goal_line_names_every_model_over_the_goal():
     zoo = _script("zoo")
     timed = lambda name, seconds: {"model": name, "training": None if seconds is None else {"seconds": seconds, "threads": 2}}
