@@ -36,7 +36,9 @@ def probe(runner: Callable[[Path, int], object], runtime: str, path: Path, threa
         np.savez(feed, *[np.asarray(x) for x in inputs])
         try:
             proc = subprocess.run([sys.executable, "-m", __name__, target, str(path), str(threads), str(feed)],
-                                  capture_output=True, text=True, timeout=timeout)
+                                  capture_output=True, text=True, timeout=timeout, cwd=tmp)
+            # cwd: `-m` puts it first on sys.path, and a source checkout's edgezoo/ (without the
+            # mapped devices/, export/, quantize/) would shadow the installed package.
         except subprocess.TimeoutExpired:
             raise ArtifactCrashed(f"{runtime} did not finish loading and running the artifact in {timeout:.0f} s (child process killed)") from None
     if proc.returncode == 0:
