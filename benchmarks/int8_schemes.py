@@ -84,10 +84,11 @@ def main() -> int:
             entries = [measure(n, Path(tmp)) for n in names]
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(entries, indent=1) + "\n")
+    from edgezoo.report import replace_block
+
     text = README.read_text()
     if BEGIN in text:  # the README shows the block once it holds a measured run
-        head, rest = text.split(BEGIN, 1)
-        README.write_text(f"{head}{BEGIN}\n{render(entries)}\n{END}{rest.split(END, 1)[1]}")
+        README.write_text(replace_block(text, BEGIN, END, render(entries)))
     print(render(entries))
     return 0 if all(r["ok"] for e in entries for r in e["schemes"][e["card_scheme"]].values()) else 1
 

@@ -109,10 +109,9 @@ def render(results: dict) -> str:
 
 def update_readme(results: dict) -> None:
     begin, end = "<!-- spine-benchmark:begin (benchmarks/spine.py writes this) -->", "<!-- spine-benchmark:end -->"
-    text = README.read_text()
-    head, rest = text.split(begin, 1)
-    _, tail = rest.split(end, 1)
-    README.write_text(f"{head}{begin}\n{render(results)}\n{end}{tail}")
+    from edgezoo.report import replace_block
+
+    README.write_text(replace_block(README.read_text(), begin, end, render(results)))
 
 
 def main() -> int:

@@ -74,9 +74,9 @@ def main() -> int:
                 RESULTS.parent.mkdir(parents=True, exist_ok=True)
                 RESULTS.write_text(json.dumps([stored[n] for n in sorted(stored)], indent=1) + "\n")
         manifests = [stored[n] for n in sorted(stored) if n in registry.names()]
-    text = README.read_text()
-    head, rest = text.split(BEGIN, 1)
-    README.write_text(f"{head}{BEGIN}\n{render(manifests)}\n{END}{rest.split(END, 1)[1]}")
+    from edgezoo.report import replace_block
+
+    README.write_text(replace_block(README.read_text(), BEGIN, END, render(manifests)))
     print(render(manifests))
     return 0 if all(a["status"] == "ok" for m in manifests for a in m["artifacts"]) else 1
 

@@ -49,6 +49,13 @@ def _delta(delta: float | None, metric_name: str | None) -> str:
     return f"{delta:+.2g} {measure.unit if measure else ''}".rstrip()
 
 
+def replace_block(text: str, begin: str, end: str, body: str) -> str:
+    """``text`` with what lies between the ``begin`` and ``end`` marker lines replaced by ``body``:
+    how the benchmark scripts write their generated tables into the README."""
+    head, rest = text.split(begin, 1)
+    return f"{head}{begin}\n{body}\n{end}{rest.split(end, 1)[1]}"
+
+
 def duration(seconds: float) -> str:
     """Seconds as a person reads them: "42 s" or "2.5 min"."""
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"

@@ -91,17 +91,20 @@ def train_gan(spec: ModelSpec) -> tuple[nn.Module, dict]:
                 if val > best[0]:
                     best = (val, copy.deepcopy(generator.state_dict()))
     generator.load_state_dict(best[1])
-    return generator.eval(), {"val": best[0], "test": _score(generator, requests, "test")}
+    generator.eval()
+    return generator, {"val": best[0], "test": _score(generator, requests, "test")}
 
 
 SELECT_EVERY = 10  # epochs between validation scores
 
 
 def _score(generator: nn.Module, requests, split: str) -> float:
+    """Digit score of the generator's samples for one split of requests; its mode is left as found."""
+    was_training = generator.training
     generator.eval()
     with torch.inference_mode():
         samples = torch.cat([generator(*x) for x, _ in requests.batches(split, requests.size(split))])
-    generator.train()
+    generator.train(was_training)
     return digit_score(samples.numpy())["score"]
 
 
