@@ -14,9 +14,9 @@ def _cmd_export(args) -> int:
     from .report import export_table
     from rich.console import Console
 
-    result = export(args.model, int8=args.int8, formats=args.formats, out=args.out, weights=args.weights,
+    result = export(args.model, int8=args.int8 or args.int8_scheme is not None, formats=args.formats, out=args.out, weights=args.weights,
                     input_shape=args.input_shape, calib=args.calib, calib_samples=args.calib_samples,
-                    threads=args.threads, retrain=args.retrain)
+                    threads=args.threads, retrain=args.retrain, int8_scheme=args.int8_scheme)
     Console(width=max(160, Console().width)).print(export_table(result.manifest))
     failed = [a for a in result.manifest["artifacts"] if a["status"] != "ok"]
     print(f"manifest: {result.manifest_path}")
@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: edgezoo-out/MODEL)")
     p.add_argument("--weights", default=None, help="checkpoint to export instead of the zoo's trained one (.safetensors, or a torch state_dict)")
     p.add_argument("--input-shape", action="append", default=None, help="input shape, batch first, e.g. 1,3,64,64 (repeat for several inputs)")
+    p.add_argument("--int8-scheme", default=None, metavar="static|weights",
+                   help="int8 for every format: static (weights and activations, calibrated) or weights (int8 weights, float activations); "
+                        "(implies --int8; default: the model card's choice, static for your own module)")
     p.add_argument("--calib", default=None, help="int8 calibration samples: FILE.npy (N stacked) or DIR of .npy files")
     p.add_argument("--calib-samples", type=int, default=128, help="calibration samples to use (default 128)")
     p.add_argument("--threads", type=int, default=2, help="threads for every runtime when checking and timing (default 2)")

@@ -6,6 +6,7 @@ folder before it is complete (staged, then os.replace), and the manifest is writ
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import os
@@ -29,7 +30,7 @@ from .errors import BadInput, one_line
 from .fileio import sha256_file, write_text_atomic
 from .export import FORMATS, ExportContext, Format
 from .quantize import calibration
-from .registry import InputSpec, ModelSpec
+from .registry import INT8_SCHEMES, InputSpec, ModelSpec
 from .usermodel import check_forward, is_user_ref, parse_input_shape, user_spec
 from .weights import load_into, read_state_dict
 
@@ -140,12 +141,19 @@ def export(
     calib_samples: int = 128,
     threads: int = 2,
     retrain: bool = False,
+    int8_scheme: str | None = None,
 ) -> ExportResult:
-    """What `edgezoo export` does: every chosen format in fp32 (and int8), each checked against torch."""
+    """What `edgezoo export` does: every chosen format in fp32 (and int8), each checked against torch.
+    ``int8_scheme`` ("static" or "weights") replaces the model card's choice for every format."""
     started = time.perf_counter()
     chosen = parse_formats(formats)
     shapes = [parse_input_shape(s) for s in ([input_shape] if isinstance(input_shape, str) else (input_shape or []))]
     spec = resolve_spec(model, shapes)
+    if int8_scheme is not None:
+        if int8_scheme not in INT8_SCHEMES:
+            raise BadInput(f"--int8-scheme {int8_scheme!r}: not a scheme; use one of {', '.join(INT8_SCHEMES)}")
+        spec = dataclasses.replace(spec, int8_scheme=int8_scheme, int8_scheme_by_format={})
+    calibrates = int8 and any(spec.int8_scheme_for(f.name) == "static" for f in chosen)
     out_dir, created = prepare_out_dir(out if out is not None else Path("edgezoo-out") / spec.name)
     try:
         if calib is not None:
@@ -162,11 +170,11 @@ def export(
     if calib is None:
         if data is not None:
             calib_set = calibration.from_task_data(data, calib_samples, batch_size=spec.inputs[0].shape[0])
-        elif int8:
+        elif calibrates:
             calib_set = calibration.random_inputs(spec, min(calib_samples, 64))
             progress.warn(f"{spec.name}: no --calib given, int8 calibrates on random inputs; give --calib FILE.npy|DIR for real ranges")
         else:
-            calib_set = calibration.CalibrationSet([], "none (fp32 only)")
+            calib_set = calibration.CalibrationSet([], "none (no format calibrates)")
 
     precisions = PRECISIONS if int8 else PRECISIONS[:1]
     rows: list[dict] = []
@@ -179,11 +187,11 @@ def export(
             input_names=[i.name for i in spec.inputs],
             output_names=[f"output{i}" if ref.n_outputs > 1 else "output" for i in range(ref.n_outputs)],
             calibration=calib_set,
-            int8_scheme=spec.int8_scheme,
             workdir=staging,
             threads=threads,
         )
         for fmt in chosen:
+            ctx.int8_scheme = spec.int8_scheme_for(fmt.name)
             fp32_path = None
             for precision in precisions:
                 stem = f"{spec.name}{'' if fmt.name != 'openvino' else '_openvino'}{'_int8' if precision == 'int8' else ''}"
@@ -224,8 +232,9 @@ def export(
             **reference_latency,
         },
         "training": training,
-        "calibration": calib_set.source if int8 and spec.int8_scheme == "static" else None,
+        "calibration": calib_set.source if calibrates else None,
         "int8_scheme": spec.int8_scheme if int8 else None,
+        "int8_scheme_by_format": {f.name: spec.int8_scheme_for(f.name) for f in chosen if spec.int8_scheme_for(f.name) != spec.int8_scheme} if int8 else None,
         "threads": threads,
         "host": _host(),
         "versions": _versions(chosen),
@@ -244,7 +253,7 @@ def export(
 def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Reference, threads, log_lines) -> dict:
     row: dict = {"format": fmt.name, "precision": precision, "path": None, "bytes": None, "sha256": None, "status": "failed",
                  "metric": None, "metric_delta": None, "agreement": None, "max_abs_diff": None, "rel_error": None, "cosine": None,
-                 "latency_ms": None, "runtime": fmt.runtime, "precision_ran": None, "scheme": None, "error": None, "stage": "convert"}
+                 "latency_ms": None, "runtime": fmt.runtime, "precision_ran": None, "int8_scheme": None, "scheme": None, "error": None, "stage": "convert"}
     t0 = time.perf_counter()
     try:
         if precision == "fp32":
@@ -252,6 +261,7 @@ def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Refe
         else:
             if fp32_path is None:
                 raise RuntimeError(f"needs the fp32 {fmt.name} artifact, which could not be made")
+            row["int8_scheme"] = ctx.int8_scheme
             row["scheme"] = fmt.quantize_int8(ctx, fp32_path, staged)
     except Exception as exc:  # a converter's failure is a failed row, not a dead tool
         row["error"] = f"{_converter_name(fmt, precision)} failed: {type(exc).__name__}: {one_line(exc)}"

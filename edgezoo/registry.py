@@ -63,6 +63,9 @@ class TrainRecipe:
         return sum(s.epochs for s in self.stages)
 
 
+INT8_SCHEMES = ("static", "weights")
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
@@ -84,6 +87,9 @@ class ModelSpec:
     # convolutional and dense models speed up with) or "weights" (int8 weights, float activations:
     # for embedding tables and recurrences, where quantized activations lose the metric).
     int8_scheme: str = "static"
+    # A runtime measured to accelerate the other scheme while it keeps the int8 bound gets it:
+    # {"openvino": "static"}. ``benchmarks/int8_schemes.py`` measures both, per runtime.
+    int8_scheme_by_format: dict = field(default_factory=dict)
     # Cells measured to miss their bound, each with the reason; the matrix asserts they still fail
     # (and fails the day one passes, so the entry is removed). Keys: "format/precision".
     known_failures: dict = field(default_factory=dict)
@@ -92,6 +98,11 @@ class ModelSpec:
     trainer: Callable[["ModelSpec"], tuple[torch.nn.Module, dict]] | None = None
     # The test suite's configuration: same code, smaller. Keys: build_kwargs, input_shapes, stages.
     small: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        for scheme in (self.int8_scheme, *self.int8_scheme_by_format.values()):
+            if scheme not in INT8_SCHEMES:
+                raise ValueError(f"model card {self.name!r}: int8 scheme {scheme!r} is not one of {', '.join(INT8_SCHEMES)}")
 
     def bar(self, data) -> tuple[float, str] | None:
         """(the value the torch model must reach on the test split, how it was set)."""
@@ -104,6 +115,10 @@ class ModelSpec:
             better = 1 + self.baseline_margin if METRICS[self.metric_name].higher_is_better else 1 - self.baseline_margin
             return value * better, f"{what} {value:.4g} bettered by {self.baseline_margin:.0%}"
         return None
+
+    def int8_scheme_for(self, format_name: str) -> str:
+        """The int8 scheme this card gives one format's runtime."""
+        return self.int8_scheme_by_format.get(format_name, self.int8_scheme)
 
     def build(self, **overrides) -> torch.nn.Module:
         return self.builder(**{**self.build_kwargs, **overrides})

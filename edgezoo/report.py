@@ -61,6 +61,12 @@ def duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
+def _schemes(manifest: dict) -> str:
+    """The card's int8 scheme, and each runtime that gets the other: "weights; openvino static"."""
+    overrides = manifest.get("int8_scheme_by_format") or {}
+    return "; ".join([manifest.get("int8_scheme") or "static", *(f"{f} {s}" for f, s in overrides.items())])
+
+
 def zoo_markdown(manifests: list[dict]) -> str:
     """Model x format x precision: status, size and metric; a failed cell says why."""
     cases = [(a["format"], a["precision"]) for a in manifests[0]["artifacts"]] if manifests else []
@@ -73,7 +79,7 @@ def zoo_markdown(manifests: list[dict]) -> str:
         cells = {(a["format"], a["precision"]): a for a in m["artifacts"]}
         trained = m.get("training") or {}
         took = "not recorded" if trained.get("seconds") is None else f"{duration(trained['seconds'])}, {trained['threads']} threads"
-        row = [f"{m['model']}", f"{ref['metric_name']}: {_fmt(ref['metric'], '.4g')}{said_bar}", took, m.get("int8_scheme") or "static"]
+        row = [f"{m['model']}", f"{ref['metric_name']}: {_fmt(ref['metric'], '.4g')}{said_bar}", took, _schemes(m)]
         for case in cases:
             a = cells.get(case)
             if a is None:

@@ -27,7 +27,7 @@ class ExportContext:
     calibration: CalibrationSet
     workdir: Path
     threads: int = 2
-    int8_scheme: str = "static"     # the model card's choice; each quantizer maps it to its runtime
+    int8_scheme: str = "static"     # the card's choice for the format at hand; each quantizer maps it to its runtime
     _cache: dict = field(default_factory=dict)
 
     def once(self, key: str, make: Callable[[], object]):

@@ -88,6 +88,7 @@ def test_artifact(zoo_export, name, fmt, precision):
         if data.rollout is not None and data.rollout.fp32_trace_atol is not None:
             assert row["rollout"]["trace_max_abs_diff"] <= data.rollout.fp32_trace_atol
     else:
+        assert row["int8_scheme"] == spec.int8_scheme_for(fmt)
         bound = spec.tolerance.int8_metric_drop
         worse = measure.worse_by(metric, torch_metric)
         assert worse <= bound + 1e-9, f"int8 {measure.name} {metric:.4f} is {measure.say(worse)} worse than torch (bound {measure.say(bound)})"

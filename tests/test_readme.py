@@ -54,6 +54,20 @@ def test_zoo_table_is_generated_from_stored_manifests():
     assert sorted(rows) == registry.names()  # every registered model has its row, measured or saying it is not
 
 
+def test_int8_schemes_block_is_generated_from_stored_results():
+    schemes = _script("int8_schemes")
+    entries = json.loads(schemes.RESULTS.read_text())
+    assert _block(schemes.BEGIN, schemes.END) == schemes.render(entries)
+    from edgezoo import registry
+
+    # every card that picks int8 weights for a runtime shows what both schemes measured on it, and
+    # what it picks for each runtime kept the bound there
+    assert {e["model"] for e in entries} == {n for n in registry.names() if schemes.picks_weights(registry.get(n))}
+    for e in entries:
+        assert e["card"] == {f: registry.get(e["model"]).int8_scheme_for(f) for f in e["fp32"]}, e["model"]
+    assert schemes.card_choices_keep_their_bound(entries)
+
+
 def test_training_goal_line_names_every_model_over_the_goal():
     zoo = _script("zoo")
     timed = lambda name, seconds: {"model": name, "training": None if seconds is None else {"seconds": seconds, "threads": 2}}

@@ -29,6 +29,24 @@ def test_user_model_int8_with_random_calibration_warns(cli, user_models, tmp_pat
     assert "tinynet" in result.stdout and "onnx" in result.stdout  # the table reached the terminal
 
 
+def test_int8_scheme_weights_for_a_users_module_needs_no_calibration(cli, user_models, tmp_path):
+    out = tmp_path / "out"
+    result = cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--int8", "--int8-scheme", "weights",
+                 "--formats", "onnx,openvino", "--out", out)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "calibrates" not in result.stderr  # nothing calibrates, so no warning about random inputs
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["int8_scheme"], manifest["calibration"]) == ("weights", None)
+    int8 = [a for a in manifest["artifacts"] if a["precision"] == "int8"]
+    assert [(a["format"], a["int8_scheme"], a["status"]) for a in int8] == [("onnx", "weights", "ok"), ("openvino", "weights", "ok")]
+    assert int8[0]["scheme"].startswith("dynamic") and "float activations" in int8[1]["scheme"]
+
+    bad = cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--int8", "--int8-scheme", "dynamic", "--out", tmp_path / "bad")
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert "--int8-scheme 'dynamic'" in bad.stderr and "static, weights" in bad.stderr
+    assert not (tmp_path / "bad").exists()
+
+
 def test_user_weights_and_calibration_files(cli, user_models, tmp_path):
     import importlib.util
 

@@ -112,6 +112,26 @@ def test_int8_weights_scheme_keeps_activations_float_and_weights_per_channel(zoo
     assert sorted(s.shape for s in scales.values()) == sorted([(128,), (128,), (1,), (2,)]), {k: v.shape for k, v in scales.items()}
 
 
+def test_card_gives_one_runtime_its_own_int8_scheme(zoo_export):
+    """The GPT's card picks int8 weights but static int8 for OpenVINO: the OpenVINO file quantizes
+    activations from calibrated ranges (FakeQuantize), the others keep them float, and the manifest
+    says which scheme each file got and that the export calibrated."""
+    import onnx
+    import openvino as ov
+
+    spec, result = zoo_export("gpt")
+    assert (spec.int8_scheme, spec.int8_scheme_for("openvino")) == ("weights", "static")
+    manifest = result.manifest
+    assert manifest["int8_scheme_by_format"] == {"openvino": "static"} and manifest["calibration"]
+    rows = {a["format"]: a for a in manifest["artifacts"] if a["precision"] == "int8"}
+    assert {f: r["int8_scheme"] for f, r in rows.items()} == {"onnx": "weights", "tflite": "weights", "openvino": "static"}
+
+    kinds = lambda fmt: {op.get_type_name() for op in ov.Core().read_model(str(result.out_dir / rows[fmt]["path"])).get_ops()}
+    assert "FakeQuantize" in kinds("openvino")
+    onnx_ops = {n.op_type for n in onnx.load(str(result.out_dir / rows["onnx"]["path"])).graph.node}
+    assert "DynamicQuantizeLinear" in onnx_ops and "QuantizeLinear" not in onnx_ops
+
+
 def test_litert_full_integer_keeps_each_channels_bias_of_a_transposed_convolution(tmp_path):
     """litert-torch folds a transposed convolution's batch norm into a [1, 1, 1, C] bias, which
     ai-edge-quantizer 0.10 quantizes along the size-1 axis with the first channel's scale. edgezoo
