@@ -129,6 +129,8 @@ register(
         recipe=TrainRecipe(stages=(Stage(300, 2e-4),), batch_size=32),
         trainer=train_gan,
         # LiteRT loads the full-integer file only because the quantizer's per-axis dimension on the
-        # folded bias is repaired (quantize/litert_int8.py). The tests train the full recipe.
+        # folded bias is repaired (quantize/litert_int8.py). The tests train 100 epochs: the same
+        # seeded run up to there, best on validation at epoch 70 (test 6.05, 48 s against 120 s).
+        small={"stages": (Stage(100, 2e-4),)},
     )
 )
