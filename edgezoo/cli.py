@@ -74,8 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--weights", default=None, help="checkpoint to export instead of the zoo's trained one (.safetensors, or a torch state_dict)")
     p.add_argument("--input-shape", action="append", default=None, help="input shape, batch first, e.g. 1,3,64,64 (repeat for several inputs)")
     p.add_argument("--int8-scheme", default=None, metavar="static|weights",
-                   help="int8 for every format: static (weights and activations, calibrated) or weights (int8 weights, float activations); "
-                        "(implies --int8; default: the model card's choice, static for your own module)")
+                   help="int8 for every format: static (weights and activations, calibrated) or weights (int8 weights, float "
+                        "activations). Implies --int8. Default: the model card's choice, static for your own module")
     p.add_argument("--calib", default=None, help="int8 calibration samples: FILE.npy (N stacked) or DIR of .npy files")
     p.add_argument("--calib-samples", type=int, default=128, help="calibration samples to use (default 128)")
     p.add_argument("--threads", type=int, default=2, help="threads for every runtime when checking and timing (default 2)")

@@ -30,7 +30,7 @@ def export_table(manifest: dict) -> Table:
     for a in manifest["artifacts"]:
         status = "[green]ok[/green]" if a["status"] == "ok" else f"[bold red]FAILED[/bold red] {a['error']}"
         table.add_row(
-            a["format"], a["precision"], a.get("precision_ran") or "-", human_bytes(a["bytes"]), _fmt(a.get("metric"), ".4f"),
+            a["format"], " ".join(filter(None, (a["precision"], a.get("int8_scheme")))), a.get("precision_ran") or "-", human_bytes(a["bytes"]), _fmt(a.get("metric"), ".4f"),
             _delta(a.get("metric_delta"), ref["metric_name"]), _fmt(a.get("agreement"), ".3f"),
             _fmt(a.get("max_abs_diff"), ".1e"), _fmt(a.get("latency_ms"), ".2f"), status,
         )
