@@ -26,10 +26,10 @@ SCHEMES = ("weights", "static")
 
 
 def measure(name: str, out: Path) -> dict:
-    from edgezoo import registry
+    from edgezoo import zoo
     from edgezoo.pipeline import export
 
-    card = registry.get(name)
+    card = zoo.get(name)
     entry = {"model": name, "fp32": {}, "schemes": {}}
     for scheme in SCHEMES:
         manifest = export(card, int8=True, int8_scheme=scheme, out=out / f"{name}-{scheme}").manifest
@@ -52,7 +52,7 @@ def picks_weights(card) -> bool:
 
 
 def _measure(metric_name: str):
-    from edgezoo.data.base import METRICS
+    from edgezoo.metrics import METRICS
 
     return METRICS[metric_name]
 
@@ -98,15 +98,15 @@ def main() -> int:
     if args.render:
         entries = json.loads(RESULTS.read_text())
     else:
-        from edgezoo import registry
+        from edgezoo import zoo
 
-        names = args.models.split(",") if args.models else [n for n in registry.names() if picks_weights(registry.get(n))]
+        names = args.models.split(",") if args.models else [n for n in zoo.names() if picks_weights(zoo.get(n))]
         # --models re-measures those (each model's figures come from one run) and keeps the others.
         stored = {e["model"]: e for e in json.loads(RESULTS.read_text())} if args.models and RESULTS.exists() else {}
         with tempfile.TemporaryDirectory() as tmp:
             for name in names:
                 stored[name] = measure(name, Path(tmp))
-        entries = [stored[n] for n in sorted(stored) if n in registry.names()]
+        entries = [stored[n] for n in sorted(stored) if n in zoo.names()]
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(entries, indent=1) + "\n")
     from edgezoo.report import replace_block

@@ -29,13 +29,13 @@ GOALS = {"export_s": 90.0, "int8_over_fp32": {"onnx": 0.6, "tflite": 0.6}}
 
 
 def measure(threads: int, rounds: int, runs: int) -> dict:
-    from edgezoo import registry
+    from edgezoo import zoo
     from edgezoo.devices.runners import measure_latency
     from edgezoo.export import FORMATS
     from edgezoo.pipeline import _host, _versions
     from edgezoo.train import trained_model
 
-    trained_model(registry.get("mobilenet"))  # training is not part of the timed command
+    trained_model(zoo.get("mobilenet"))  # training is not part of the timed command
     exe = Path(sys.executable).parent / "edgezoo"
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out"

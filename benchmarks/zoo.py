@@ -22,12 +22,12 @@ BEGIN, END = "<!-- zoo-table:begin (benchmarks/zoo.py writes this) -->", "<!-- z
 
 def render(manifests: list[dict]) -> str:
     """The table of the stored manifests, plus a row for each registered model not measured yet."""
-    from edgezoo import registry
+    from edgezoo import zoo
     from edgezoo.report import zoo_markdown
 
     table = zoo_markdown(manifests)
     measured = {m["model"] for m in manifests}
-    missing = [n for n in registry.names() if n not in measured]
+    missing = [n for n in zoo.names() if n not in measured]
     table += "".join(f"\n| {n} | not measured yet: run `benchmarks/zoo.py --models {n}` |" for n in missing)
     return table + "\n\n" + training_goal(manifests)
 
@@ -62,10 +62,10 @@ def main() -> int:
     if args.render:
         manifests = json.loads(RESULTS.read_text())
     else:
-        from edgezoo import registry
+        from edgezoo import zoo
         from edgezoo.pipeline import export
 
-        names = args.models.split(",") if args.models else registry.names()
+        names = args.models.split(",") if args.models else zoo.names()
         # --models re-measures those and keeps the stored manifests of the others.
         stored = {m["model"]: m for m in json.loads(RESULTS.read_text())} if args.models and RESULTS.exists() else {}
         with tempfile.TemporaryDirectory() as tmp:
@@ -73,7 +73,7 @@ def main() -> int:
                 stored[name] = export(name, int8=True, out=Path(tmp) / name).manifest
                 RESULTS.parent.mkdir(parents=True, exist_ok=True)
                 RESULTS.write_text(json.dumps([stored[n] for n in sorted(stored)], indent=1) + "\n")
-        manifests = [stored[n] for n in sorted(stored) if n in registry.names()]
+        manifests = [stored[n] for n in sorted(stored) if n in zoo.names()]
     from edgezoo.report import replace_block
 
     README.write_text(replace_block(README.read_text(), BEGIN, END, render(manifests)))

@@ -5,6 +5,7 @@
 """
 
 import sys
+import types
 
 __version__ = "0.1.0"
 
@@ -15,10 +16,31 @@ __version__ = "0.1.0"
 sys.modules.setdefault("openvino_telemetry", None)
 
 
-def export(*args, **kwargs):
-    from .pipeline import export as _export
+class _ExportPackage(types.ModuleType):
+    """``edgezoo.export`` is the exporters' package (``edgezoo.export.FORMATS``) and the entry point
+    ``edgezoo.export("mobilenet", int8=True)`` alike: the package is callable."""
 
-    return _export(*args, **kwargs)
+    def __call__(self, *args, **kwargs):
+        from .pipeline import export
+
+        return export(*args, **kwargs)
 
 
-export.__doc__ = "See edgezoo.pipeline.export."
+class _Package(types.ModuleType):
+    def __setattr__(self, name, value):
+        # Importing the subpackage binds it here as an attribute, over any plain function of the
+        # same name: make the subpackage itself the callable instead.
+        if name == "export" and isinstance(value, types.ModuleType):
+            value.__class__ = _ExportPackage
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str):
+    if name == "export":  # first use: import the subpackage (which _Package makes callable)
+        import importlib
+
+        return importlib.import_module(f"{__name__}.export")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

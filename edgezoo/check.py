@@ -80,7 +80,7 @@ def check_artifact(runner: Runner, ref: Reference, precision: str, spec: ModelSp
     if (data.measure.class_scores if data is not None else w0.shape[1] > 1):
         # Class scores on the last axis (per sample, per node, per position).
         result["agreement"] = float(np.mean(got[0].argmax(-1) == want[0].argmax(-1)))
-    if data is not None and ref.targets is not None and data.measure.fn is not None:
+    if data is not None and ref.targets is not None and data.scored_by_outputs:
         result["metric"] = float(data.metric(got[0], ref.targets))
     trace_error = None
     if data is not None and data.rollout is not None:

@@ -28,10 +28,10 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from . import registry
+    from . import zoo
     from .train import evaluate, trained_model
 
-    spec = registry.get(args.model)
+    spec = zoo.get(args.model)
     model, path = trained_model(spec, retrain=args.retrain)
     data = spec.load_data(spec.inputs[0].shape)
     metric = evaluate(model, data, "test")
@@ -45,14 +45,14 @@ def _cmd_list(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from . import registry
+    from . import zoo
     from .stats import count_macs, count_params, human_count
 
     table = Table(title="edgezoo models")
     for col in ("name", "task", "dataset", "params", "MACs", "input"):
         table.add_column(col)
-    for name in registry.names():
-        spec = registry.get(name)
+    for name in zoo.names():
+        spec = zoo.get(name)
         model = spec.build().eval()
         inputs = ", ".join(f"{i.name} {'x'.join(map(str, i.shape))} {i.dtype}" for i in spec.inputs)
         table.add_row(name, spec.task, spec.dataset, human_count(count_params(model)), human_count(count_macs(model, spec.example_inputs())), inputs)

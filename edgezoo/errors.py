@@ -15,10 +15,6 @@ class BadInput(EdgezooError):
     """An argument, file or path the user gave cannot be used."""
 
 
-class CheckFailed(EdgezooError):
-    """An artifact was produced but did not pass its check against torch."""
-
-
 def one_line(exc: BaseException, limit: int = 300) -> str:
     """The informative part of an exception's message, on one line, for a table cell or an error."""
     lines = [_ANSI.sub("", l).strip() for l in str(exc).splitlines()]

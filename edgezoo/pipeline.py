@@ -22,7 +22,7 @@ from typing import Sequence
 
 import torch
 
-from . import progress, registry
+from . import progress, zoo
 from .check import Reference, check_artifact, reference_outputs
 from .devices import isolated
 from .devices.runners import measure_latency, torch_runner
@@ -100,7 +100,7 @@ def resolve_spec(model: str | ModelSpec, input_shapes: Sequence[tuple[int, ...]]
     elif is_user_ref(model):
         return user_spec(model, list(input_shapes or []))
     else:
-        spec = registry.get(model)
+        spec = zoo.get(model)
     if input_shapes:
         if len(input_shapes) != len(spec.inputs):
             raise BadInput(f"--input-shape: {spec.name} takes {len(spec.inputs)} input(s), got {len(input_shapes)} shape(s)")
@@ -191,11 +191,9 @@ def export(
             threads=threads,
         )
         for fmt in chosen:
-            ctx.int8_scheme = spec.int8_scheme_for(fmt.name)
             fp32_path = None
             for precision in precisions:
-                stem = f"{spec.name}{'' if fmt.name != 'openvino' else '_openvino'}{'_int8' if precision == 'int8' else ''}"
-                final = out_dir / f"{stem}{fmt.suffix}"
+                final = out_dir / fmt.file_name(spec.name, precision)
                 with progress.step(f"{fmt.label} {precision}: convert and check"):
                     row = _make_artifact(fmt, precision, ctx, staging / final.name, fp32_path, spec, ref, threads, log_lines)
                 if row.pop("landed", False):
@@ -261,10 +259,10 @@ def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Refe
         else:
             if fp32_path is None:
                 raise RuntimeError(f"needs the fp32 {fmt.name} artifact, which could not be made")
-            row["int8_scheme"] = ctx.int8_scheme
-            row["scheme"] = fmt.quantize_int8(ctx, fp32_path, staged)
+            row["int8_scheme"] = spec.int8_scheme_for(fmt.name)
+            row["scheme"] = fmt.quantize_int8(ctx, fp32_path, staged, row["int8_scheme"])
     except Exception as exc:  # a converter's failure is a failed row, not a dead tool
-        row["error"] = f"{_converter_name(fmt, precision)} failed: {type(exc).__name__}: {one_line(exc)}"
+        row["error"] = f"{fmt.converter(precision)} failed: {type(exc).__name__}: {one_line(exc)}"
         log_lines.append(f"== {fmt.name} {precision}: {row['error']}\n" + "".join(traceback.format_exception(exc)))
         return row
     files = fmt.files(staged)
@@ -306,13 +304,6 @@ def _bar_entry(spec: ModelSpec, data, metric: float | None) -> dict | None:
         return None
     measure = data.measure
     return {"value": bar[0], "how": bar[1], "direction": "at least" if measure.higher_is_better else "at most", "met": measure.clears(metric, bar[0])}
-
-
-def _converter_name(fmt: Format, precision: str) -> str:
-    names = {("onnx", "fp32"): "torch.onnx.export", ("onnx", "int8"): "onnxruntime.quantization",
-             ("tflite", "fp32"): "litert-torch", ("tflite", "int8"): "ai-edge-quantizer",
-             ("openvino", "fp32"): "openvino.convert_model", ("openvino", "int8"): "nncf.quantize"}
-    return names.get((fmt.name, precision), f"{fmt.name} {precision} export")
 
 
 def _print_row(row: dict) -> None:

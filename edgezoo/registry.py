@@ -1,4 +1,6 @@
-"""name -> ModelSpec: the model card every generic step reads instead of branching on a name."""
+"""name -> ModelSpec: the model card every generic step reads instead of branching on a name.
+
+A leaf: it imports no model. Each model file registers its card; ``edgezoo.zoo`` imports them all."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Callable
 import torch
 
 from .errors import BadInput
+from .metrics import METRICS
 
 
 @dataclass(frozen=True)
@@ -90,9 +93,6 @@ class ModelSpec:
     # A runtime measured to accelerate the other scheme while it keeps the int8 bound gets it:
     # {"openvino": "static"}. ``benchmarks/int8_schemes.py`` measures both, per runtime.
     int8_scheme_by_format: dict = field(default_factory=dict)
-    # Cells measured to miss their bound, each with the reason; the matrix asserts they still fail
-    # (and fails the day one passes, so the entry is removed). Keys: "format/precision".
-    known_failures: dict = field(default_factory=dict)
     # Models that do not learn by the supervised loop (GAN, RL, gensim) bring their own:
     # trainer(spec) -> (model, {"val": metric, "test": metric}).
     trainer: Callable[["ModelSpec"], tuple[torch.nn.Module, dict]] | None = None
@@ -106,8 +106,6 @@ class ModelSpec:
 
     def bar(self, data) -> tuple[float, str] | None:
         """(the value the torch model must reach on the test split, how it was set)."""
-        from .data.base import METRICS
-
         if self.min_metric is not None:
             return self.min_metric, "stated"
         if self.baseline_margin is not None and data is not None and data.baseline is not None:
@@ -158,17 +156,13 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
-def _load_zoo() -> None:
-    from . import models  # noqa: F401  (each model file registers itself on import)
-
-
-def names() -> list[str]:
-    _load_zoo()
+def registered() -> list[str]:
+    """The names registered so far (``edgezoo.zoo.names()`` has the whole zoo)."""
     return sorted(_REGISTRY)
 
 
-def get(name: str) -> ModelSpec:
-    _load_zoo()
+def lookup(name: str) -> ModelSpec:
+    """A registered card by name; an unknown name gets the closest ones as a hint."""
     if name in _REGISTRY:
         return _REGISTRY[name]
     close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)

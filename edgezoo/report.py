@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rich.table import Table
 
+from .metrics import METRICS
+
 
 def human_bytes(n: int | None) -> str:
     if n is None:
@@ -39,14 +41,10 @@ def export_table(manifest: dict) -> Table:
 
 def _delta(delta: float | None, metric_name: str | None) -> str:
     """A metric's change in its own units: accuracy in points, the others as they are."""
-    from .data.base import METRICS
-
     if delta is None:
         return "-"
     measure = METRICS.get(metric_name)
-    if measure is not None and measure.unit == "points":
-        return f"{delta * measure.scale:+.2f} pt"
-    return f"{delta:+.2g} {measure.unit if measure else ''}".rstrip()
+    return measure.say_change(delta) if measure is not None else f"{delta:+.2g}"
 
 
 def replace_block(text: str, begin: str, end: str, body: str) -> str:

@@ -27,7 +27,6 @@ class ExportContext:
     calibration: CalibrationSet
     workdir: Path
     threads: int = 2
-    int8_scheme: str = "static"     # the card's choice for the format at hand; each quantizer maps it to its runtime
     _cache: dict = field(default_factory=dict)
 
     def once(self, key: str, make: Callable[[], object]):
@@ -45,15 +44,30 @@ class ExportContext:
 
 @dataclass(frozen=True)
 class Format:
+    """Everything generic code knows of a format: the pipeline, the manifest, the terminal table,
+    the CLI's ``--formats`` and the README's "what export leaves" table read it from here."""
+
     name: str                   # "onnx"
     label: str                  # "ONNX (ONNX Runtime)"
     runtime: str                # the package that runs it, for the manifest's versions
     suffix: str                 # main file's suffix
     export_fp32: Callable[[ExportContext, Path], str | None]   # -> a note on how, or None
-    quantize_int8: Callable[[ExportContext, Path, Path], str]   # (ctx, fp32 path, int8 path) -> scheme
+    # (ctx, fp32 path, int8 path, int8 scheme: "static" or "weights") -> how it quantized
+    quantize_int8: Callable[[ExportContext, Path, Path, str], str]
     runner: Callable[[Path, int], object]
     # Share of the artifact's constant tensor elements stored in 8 bits: what int8 really covers.
     int8_fraction: Callable[[Path], float]
+    # What fails, named in a failed row: "litert-torch failed: ..."
+    fp32_converter: str = ""
+    int8_converter: str = ""
+    # What the README's "what export leaves" table says of each file.
+    fp32_note: str = ""
+    int8_note: str = ""
+    # Added to the model's name in the file's stem: "mobilenet_openvino.xml" beside "mobilenet.onnx".
+    stem_tag: str = ""
+    # The float precision the runtime is asked for and must report back for an fp32 artifact to
+    # count as fp32 ("as stored" where the runtime computes in the file's own types).
+    float_precision: str = "fp32"
     companions: tuple[str, ...] = ()   # other suffixes that belong to the artifact (OpenVINO's .bin)
     packages: tuple[str, ...] = ()     # distributions whose versions the manifest records
     # Load and run each artifact once in a child process before in-process: for a runtime measured
@@ -62,3 +76,10 @@ class Format:
 
     def files(self, path: Path) -> list[Path]:
         return [path] + [path.with_suffix(s) for s in self.companions]
+
+    def file_name(self, model: str, precision: str) -> str:
+        """The main file's name: mobilenet.onnx, mobilenet_int8.tflite, mobilenet_openvino_int8.xml."""
+        return f"{model}{self.stem_tag}{'_int8' if precision == 'int8' else ''}{self.suffix}"
+
+    def converter(self, precision: str) -> str:
+        return (self.int8_converter if precision == "int8" else self.fp32_converter) or f"{self.name} {precision} export"

@@ -65,5 +65,9 @@ ONNX = Format(
     quantize_int8=quantize_onnx,
     runner=onnxruntime_runner,
     int8_fraction=int8_fraction,
+    fp32_converter="torch.onnx.export",
+    int8_converter="onnxruntime.quantization",
+    fp32_note="dynamo exporter, opset 18",
+    int8_note="static QDQ, per-channel int8 weights, uint8 activations, min/max calibration",
     packages=("onnx", "onnxscript", "onnxruntime"),
 )

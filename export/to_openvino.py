@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..devices.runners import openvino_runner
+from ..devices import runners
 from ..quantize.openvino_int8 import quantize_openvino
 from ..quiet import quiet_native
 from .base import ExportContext, Format
@@ -24,6 +24,11 @@ def export_fp32(ctx: ExportContext, path: Path) -> str:
         # save_model would store weights as fp16 by default: the fp32 artifact keeps fp32.
         ov.save_model(model, str(path), compress_to_fp16=False)
     return f"fp32, converted {route}"
+
+
+def runner(path: Path, threads: int):
+    """OpenVINO asked for this format's float precision (f32), not the CPU plugin's own pick."""
+    return runners.openvino_runner(path, threads, precision_hint=OPENVINO.float_precision)
 
 
 def int8_fraction(path: Path) -> float:
@@ -49,7 +54,14 @@ OPENVINO = Format(
     companions=(".bin",),
     export_fp32=export_fp32,
     quantize_int8=quantize_openvino,
-    runner=openvino_runner,
+    runner=runner,
     int8_fraction=int8_fraction,
+    fp32_converter="openvino.convert_model",
+    int8_converter="nncf.quantize",
+    fp32_note="fp32 weights",
+    int8_note="NNCF post-training quantization",
+    stem_tag="_openvino",
+    # On CPUs with AVX512_BF16 OpenVINO would otherwise run a float model in bf16.
+    float_precision="f32",
     packages=("openvino", "nncf"),
 )

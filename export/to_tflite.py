@@ -48,6 +48,10 @@ TFLITE = Format(
     quantize_int8=quantize_tflite,
     runner=litert_runner,
     int8_fraction=int8_fraction,
+    fp32_converter="litert-torch",
+    int8_converter="ai-edge-quantizer",
+    fp32_note="litert-torch",
+    int8_note="full-integer (int8 in and out), ai-edge-quantizer static, min/max calibration",
     packages=("litert-torch", "ai-edge-litert", "ai-edge-quantizer"),
     probe_in_child=True,  # LiteRT 2.3 aborts (SIGABRT) loading ai-edge-quantizer's full-integer GPT
 )

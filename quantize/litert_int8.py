@@ -13,14 +13,14 @@ from pathlib import Path
 import numpy as np
 
 
-def quantize_tflite(ctx, fp32_path: Path, out_path: Path) -> str:
+def quantize_tflite(ctx, fp32_path: Path, out_path: Path, scheme: str) -> str:
     from ..quiet import quiet_native
 
     with quiet_native():
         from ai_edge_quantizer import quantizer, recipe
 
         float_model = fp32_path.read_bytes()
-        if ctx.int8_scheme == "weights":
+        if scheme == "weights":
             q = quantizer.Quantizer(float_model)
             q.load_quantization_recipe(recipe.weight_only_wi8_afp32())
             out_path.write_bytes(q.quantize().quantized_model)

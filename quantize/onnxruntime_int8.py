@@ -17,8 +17,8 @@ from pathlib import Path
 from ..quiet import quiet_native
 
 
-def quantize_onnx(ctx, fp32_path: Path, out_path: Path) -> str:
-    if ctx.int8_scheme == "weights":
+def quantize_onnx(ctx, fp32_path: Path, out_path: Path, scheme: str) -> str:
+    if scheme == "weights":
         return _dynamic(ctx, fp32_path, out_path)
     return _static_qdq(ctx, fp32_path, out_path)
 

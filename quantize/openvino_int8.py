@@ -24,14 +24,14 @@ import numpy as np
 WEIGHT_ONLY_RUNTIME_OPTIONS = {"DYNAMIC_QUANTIZATION_GROUP_SIZE": "0"}
 
 
-def quantize_openvino(ctx, fp32_path: Path, out_path: Path) -> str:
+def quantize_openvino(ctx, fp32_path: Path, out_path: Path, scheme: str) -> str:
     from ..quiet import quiet_native
 
     with quiet_native():
         import openvino as ov
 
         model = ov.Core().read_model(str(fp32_path))
-        if ctx.int8_scheme == "weights":
+        if scheme == "weights":
             n = compress_weights_int8(model)
             ov.save_model(model, str(out_path), compress_to_fp16=False)
             return f"int8 weights ({n} MatMul/Gather tensors, symmetric per channel), float activations"

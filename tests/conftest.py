@@ -23,14 +23,14 @@ def edgezoo_home(tmp_path_factory):
 @pytest.fixture(scope="session")
 def zoo_export(tmp_path_factory):
     """``zoo_export(name)``: that model's small variant, exported with int8 once per session."""
-    from edgezoo import registry
+    from edgezoo import zoo
     from edgezoo.pipeline import export
 
     done = {}
 
     def get(name: str):
         if name not in done:
-            spec = registry.get(name).small_variant()
+            spec = zoo.get(name).small_variant()
             done[name] = (spec, export(spec, int8=True, out=tmp_path_factory.mktemp(name) / "out", calib_samples=64))
         return done[name]
 

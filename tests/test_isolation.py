@@ -44,10 +44,10 @@ def test_litert_abort_fails_one_row_and_the_other_formats_land(tmp_path):
     """Measured: LiteRT 2.3 aborts (SIGABRT) loading ai-edge-quantizer's full-integer int8 of the
     GPT. In-process that killed edgezoo with no manifest. If this starts passing, LiteRT fixed it:
     find another file it aborts on, or keep only the probe tests above."""
-    from edgezoo import registry
+    from edgezoo import zoo
     from edgezoo.pipeline import export
 
-    spec = dataclasses.replace(registry.get("gpt").small_variant(), int8_scheme="static")
+    spec = dataclasses.replace(zoo.get("gpt").small_variant(), int8_scheme="static")
     result = export(spec, int8=True, formats="tflite,openvino", out=tmp_path / "out", calib_samples=16)
     rows = {(a["format"], a["precision"]): a for a in json.loads((tmp_path / "out" / "manifest.json").read_text())["artifacts"]}
     crashed = rows["tflite", "int8"]

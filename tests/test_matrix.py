@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from edgezoo import registry
+from edgezoo import zoo
 from edgezoo.devices.runners import output_tuple
 from edgezoo.export import FORMATS
 from edgezoo.fileio import sha256_file
 from edgezoo.pipeline import PRECISIONS
 
-MODELS = registry.names()
+MODELS = zoo.names()
 CASES = [(m, f, p) for m in MODELS for f in FORMATS for p in PRECISIONS]
 
 
@@ -38,10 +38,6 @@ def test_artifact(zoo_export, name, fmt, precision):
     spec, result = zoo_export(name)
     manifest = result.manifest
     row = next(a for a in manifest["artifacts"] if (a["format"], a["precision"]) == (fmt, precision))
-    if f"{fmt}/{precision}" in spec.known_failures:
-        # A measured limit, listed on the card: it must still fail, for the reason given.
-        assert row["status"] == "failed" and spec.known_failures[f"{fmt}/{precision}"] in row["error"], row
-        return
     assert row["status"] == "ok", row["error"]
     assert row["error"] is None
 
@@ -68,7 +64,7 @@ def test_artifact(zoo_export, name, fmt, precision):
         targets.append(target.numpy())
     outs, refs, targets = np.concatenate(outs)[: data.size("test")], np.concatenate(refs)[: data.size("test")], np.concatenate(targets)
     measure = data.measure
-    if measure.fn is not None:
+    if data.scored_by_outputs:
         metric, torch_metric = data.metric(outs, targets), data.metric(refs, targets)
     if data.rollout is not None:
         # The closed loop (episodes, sampling, greedy decoding) driven by this file's runtime again.
@@ -83,7 +79,7 @@ def test_artifact(zoo_export, name, fmt, precision):
 
     if precision == "fp32":
         assert np.abs(outs - refs).max() / np.abs(refs).max() < spec.tolerance.fp32_rel_error
-        assert row["precision_ran"] == ("f32" if fmt == "openvino" else "fp32")
+        assert row["precision_ran"] == FORMATS[fmt].float_precision
         assert FORMATS[fmt].int8_fraction(path) == row["int8_fraction"] == 0.0  # no float fallback hides here
         if data.rollout is not None and data.rollout.fp32_trace_atol is not None:
             assert row["rollout"]["trace_max_abs_diff"] <= data.rollout.fp32_trace_atol

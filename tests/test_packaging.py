@@ -47,3 +47,23 @@ def test_openvino_and_nncf_send_no_telemetry():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/", timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["openvino.tools.ovc.telemetry_stub", "True"]
+
+
+def test_edgezoo_export_stays_callable_after_the_subpackage_is_imported(user_models, tmp_path):
+    """`edgezoo.export(...)` is the documented Python entry point, and `edgezoo.export` is also the
+    exporters' package: importing the package (as the first call does) once replaced the function
+    with a module, so the second call raised "'module' object is not callable"."""
+    import subprocess
+    import sys
+
+    code = (
+        "import edgezoo, sys\n"
+        f"args = dict(input_shape='1,3,16,16', formats='onnx')\n"
+        f"first = edgezoo.export({str(user_models) + ':TinyNet'!r}, out={str(tmp_path / 'a')!r}, **args)\n"
+        "from edgezoo.export import FORMATS\n"
+        f"second = edgezoo.export({str(user_models) + ':TinyNet'!r}, out={str(tmp_path / 'b')!r}, **args)\n"
+        "print(first.ok, second.ok, list(edgezoo.export.FORMATS))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[-2] == "True True ['onnx', 'tflite', 'openvino']"

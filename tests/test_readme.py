@@ -44,33 +44,39 @@ def test_benchmark_block_is_generated_from_stored_results():
 
 
 def test_zoo_table_is_generated_from_stored_manifests():
-    zoo = _script("zoo")
-    manifests = json.loads(zoo.RESULTS.read_text())
-    assert _block(zoo.BEGIN, zoo.END) == zoo.render(manifests)
-    from edgezoo import registry
+    bench = _script("zoo")
+    manifests = json.loads(bench.RESULTS.read_text())
+    assert _block(bench.BEGIN, bench.END) == bench.render(manifests)
+    from edgezoo import zoo
 
-    assert {m["model"] for m in manifests} <= set(registry.names())  # nothing stale
-    rows = [line.split("|")[1].strip() for line in _block(zoo.BEGIN, zoo.END).splitlines()[2:] if line.startswith("|")]
-    assert sorted(rows) == registry.names()  # every registered model has its row, measured or saying it is not
+    assert {m["model"] for m in manifests} <= set(zoo.names())  # nothing stale
+    rows = [line.split("|")[1].strip() for line in _block(bench.BEGIN, bench.END).splitlines()[2:] if line.startswith("|")]
+    assert sorted(rows) == zoo.names()  # every registered model has its row, measured or saying it is not
 
 
 def test_int8_schemes_block_is_generated_from_stored_results():
     schemes = _script("int8_schemes")
     entries = json.loads(schemes.RESULTS.read_text())
     assert _block(schemes.BEGIN, schemes.END) == schemes.render(entries)
-    from edgezoo import registry
+    from edgezoo import zoo
 
     # every card that picks int8 weights for a runtime shows what both schemes measured on it, and
     # what it picks for each runtime kept the bound there
-    assert {e["model"] for e in entries} == {n for n in registry.names() if schemes.picks_weights(registry.get(n))}
+    assert {e["model"] for e in entries} == {n for n in zoo.names() if schemes.picks_weights(zoo.get(n))}
     for e in entries:
-        assert e["card"] == {f: registry.get(e["model"]).int8_scheme_for(f) for f in e["fp32"]}, e["model"]
+        assert e["card"] == {f: zoo.get(e["model"]).int8_scheme_for(f) for f in e["fp32"]}, e["model"]
     assert schemes.card_choices_keep_their_bound(entries)
 
 
 def test_training_goal_line_names_every_model_over_the_goal():
-    zoo = _script("zoo")
+    bench = _script("zoo")
     timed = lambda name, seconds: {"model": name, "training": None if seconds is None else {"seconds": seconds, "threads": 2}}
-    line = zoo.training_goal([timed("a", 100.0), timed("b", 200.0), timed("c", 400.0), timed("d", None)])
+    line = bench.training_goal([timed("a", 100.0), timed("b", 200.0), timed("c", 400.0), timed("d", None)])
     assert "missed by b (3.3 min), c (6.7 min)" in line and "not timed" in line and "d" in line.split("not timed")[1]
-    assert "met by all 2 timed models (longest: b, 2.8 min)" in zoo.training_goal([timed("a", 10.0), timed("b", 170.0)])
+    assert "met by all 2 timed models (longest: b, 2.8 min)" in bench.training_goal([timed("a", 10.0), timed("b", 170.0)])
+
+
+def test_what_export_leaves_is_generated_from_the_format_table():
+    tables = _script("readme_tables")
+    for (begin, end), body in tables.blocks().items():
+        assert _block(begin, end) == body

@@ -4,9 +4,10 @@ for (nn.LSTM, PyG's GCNConv, gensim's vectors), and the judge of generated digit
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from edgezoo import registry
+from edgezoo import zoo
 
 
 def test_unrolled_lstm_is_nn_lstm():
@@ -23,7 +24,7 @@ def test_unrolled_lstm_is_nn_lstm():
 def test_dense_gcn_equals_pyg_message_passing():
     from torch_geometric.datasets import KarateClub
 
-    spec = registry.get("gcn")
+    spec = zoo.get("gcn")
     model = spec.build().eval()
     graph = KarateClub()[0]
     (features, adjacency), _ = next(spec.load_data(spec.inputs[0].shape).batches("test", 1))
@@ -39,7 +40,7 @@ def test_word2vec_module_is_gensims_vectors():
     from edgezoo.data.words import corpus_sentences, word_vocab
     from edgezoo.train import trained_model
 
-    spec = registry.get("word2vec").small_variant()
+    spec = zoo.get("word2vec").small_variant()
     model, _ = trained_model(spec)
     stage = spec.recipe.stages[0]
     w2v = Word2Vec(corpus_sentences(), vector_size=spec.build_kwargs["dim"], window=5, min_count=5, sg=1, negative=5,
@@ -55,7 +56,8 @@ def test_word2vec_module_is_gensims_vectors():
 
 
 def test_digit_score_tells_digits_from_noise():
-    from edgezoo.data.digits import digit_score, load_digits_images
+    from edgezoo.data.digits import load_digits_images
+    from edgezoo.judge import digit_score
 
     data = load_digits_images((1, 1, 8, 8))
     real = np.concatenate([x[0].numpy() for x, _ in data.batches("test", 120)])
@@ -70,12 +72,12 @@ def test_digit_score_tells_digits_from_noise():
 def test_digit_score_trains_its_judge_even_inside_inference_mode(tmp_path, monkeypatch):
     # The GAN trainer scores its samples under inference mode; on a fresh machine the judge (the
     # zoo's cnn) is not trained yet, and training it there once failed with "does not require grad".
-    from edgezoo.data import digits
+    from edgezoo import judge
 
     monkeypatch.setenv("EDGEZOO_HOME", str(tmp_path))
-    monkeypatch.setattr(digits, "_SCORER", {})
+    monkeypatch.setattr(judge, "_JUDGE", {})
     with torch.inference_mode():
-        judged = digits.digit_score(np.random.default_rng(0).random((20, 1, 8, 8)).astype(np.float32))
+        judged = judge.digit_score(np.random.default_rng(0).random((20, 1, 8, 8)).astype(np.float32))
     assert judged["score"] < 2.5
     assert list((tmp_path / "checkpoints").glob("cnn-*.pt"))
 
@@ -156,7 +158,7 @@ def test_litert_full_integer_keeps_each_channels_bias_of_a_transposed_convolutio
                         calibration=calib, workdir=tmp_path)
     tflite = FORMATS["tflite"]
     tflite.export_fp32(ctx, tmp_path / "m.tflite")
-    tflite.quantize_int8(ctx, tmp_path / "m.tflite", tmp_path / "m_int8.tflite")
+    tflite.quantize_int8(ctx, tmp_path / "m.tflite", tmp_path / "m_int8.tflite", "static")
 
     floats = _float_constants((tmp_path / "m.tflite").read_bytes())
     tree = flatbuffer_utils.read_model_from_bytearray(bytearray((tmp_path / "m_int8.tflite").read_bytes()))
@@ -174,3 +176,15 @@ def test_litert_full_integer_keeps_each_channels_bias_of_a_transposed_convolutio
     x = rng.random((4, 8, 2, 2), dtype=np.float32)
     fp32, int8 = (tflite.runner(tmp_path / name, 1)([x])[0] for name in ("m.tflite", "m_int8.tflite"))
     assert np.abs(int8 - fp32).max() < 0.05 * np.abs(fp32).max()
+
+
+def test_spearman_without_scipy_equals_scipys():
+    from scipy.stats import spearmanr
+
+    from edgezoo.metrics import spearman
+
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 6, 200).astype(np.float64)   # many ties
+    b = a + rng.normal(0, 2, 200)
+    for x, y in ((a, b), (b, a), (a, a), (rng.random(50), rng.random(50))):
+        assert spearman(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)

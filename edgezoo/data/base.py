@@ -10,73 +10,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..metrics import METRICS, Metric
+
 Batch = tuple[tuple[torch.Tensor, ...], torch.Tensor]
 # What a rollout drives: a runtime's runner or torch, input arrays in, output arrays out.
 Predict = Callable[[Sequence[np.ndarray]], list[np.ndarray]]
 
 
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    fn: Callable[[np.ndarray, np.ndarray], float] | None  # (first output over a split, targets); None: only a rollout measures it
-    higher_is_better: bool = True
-    scale: float = 1.0    # how a difference is said: 100 for accuracy ("points"), 1 otherwise
-    unit: str = ""
-    class_scores: bool = False   # outputs are scores over classes on the last axis (agreement = same argmax)
-
-    def worse_by(self, value: float, reference: float) -> float:
-        """How much worse ``value`` is than ``reference`` (negative: better)."""
-        return reference - value if self.higher_is_better else value - reference
-
-    def clears(self, value: float, bar: float) -> bool:
-        return value >= bar if self.higher_is_better else value <= bar
-
-    def say(self, delta: float) -> str:
-        return f"{delta * self.scale:.2f} {self.unit}".rstrip()
-
-
-def accuracy(outputs: np.ndarray, targets: np.ndarray) -> float:
-    """Top-1 accuracy over the targets >= 0 (a negative target marks a sample left out, e.g. a
-    graph node outside the split)."""
-    predicted = outputs.argmax(-1).reshape(targets.shape)
-    keep = targets >= 0
-    return float((predicted[keep] == targets[keep]).mean())
-
-
-def rmse(outputs: np.ndarray, targets: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((outputs.reshape(targets.shape).astype(np.float64) - targets) ** 2)))
-
-
-def spearman(outputs: np.ndarray, targets: np.ndarray) -> float:
-    from scipy.stats import spearmanr
-
-    return float(spearmanr(outputs.reshape(-1), targets.reshape(-1)).statistic)
-
-
-def bits_per_char(outputs: np.ndarray, targets: np.ndarray) -> float:
-    """Cross-entropy of next-character logits (..., vocab) against targets (...), in bits."""
-    logits = outputs.reshape(-1, outputs.shape[-1]).astype(np.float64)
-    logits -= logits.max(1, keepdims=True)
-    log_probs = logits - np.log(np.exp(logits).sum(1, keepdims=True))
-    return float(-log_probs[np.arange(len(logits)), targets.reshape(-1)].mean() / np.log(2))
-
-
-def _digit_score(outputs: np.ndarray, targets: np.ndarray) -> float:
-    from .digits import digit_score
-
-    return digit_score(outputs)["score"]
-
-
-METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("accuracy", accuracy, scale=100, unit="points", class_scores=True),
-    Metric("rmse", rmse, higher_is_better=False),
-    Metric("spearman", spearman),
-    Metric("bits_per_char", bits_per_char, higher_is_better=False, unit="bits", class_scores=True),
-    # exp(E KL(p(y|x) || p(y))) under the zoo's digits CNN: 10 when every sample is a confident
-    # digit and the ten classes are equally common; 1 for noise or a single class.
-    Metric("digit_score", _digit_score),
-    Metric("mean_return", None),
-)}
+def split_indices(n: int, seed: int, fractions=(0.6, 0.2, 0.2)) -> dict[str, np.ndarray]:
+    """A fixed-seed train/val/test split of ``n`` samples, as index arrays."""
+    order = np.random.default_rng(seed).permutation(n)
+    a = int(fractions[0] * n)
+    b = a + int(fractions[1] * n)
+    return {"train": order[:a], "val": order[a:b], "test": order[b:]}
 
 
 def classification_loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -129,6 +75,9 @@ class TaskData:
     baseline: tuple[str, float] | None = None   # (what, its metric on the test split): what the model must beat
     rollout: Rollout | None = None
     min_train_batch: int = 2    # batch norm cannot normalise one sample; a one-graph task trains on 1
+    # (outputs, targets) -> value, for a metric a model of the task judges (generated digits
+    # scored by the zoo's cnn): the metric table names the metric, the task brings the judge.
+    score: Callable[[np.ndarray, np.ndarray], float] | None = None
 
     def size(self, split: str) -> int:
         return len(self.targets[split])
@@ -158,6 +107,11 @@ class TaskData:
     def measure(self) -> Metric:
         return METRICS[self.metric_name]
 
+    @property
+    def scored_by_outputs(self) -> bool:
+        """The metric is a function of a split's outputs (not only of a rollout)."""
+        return (self.score or self.measure.fn) is not None
+
     def metric(self, outputs: np.ndarray, targets: np.ndarray) -> float | None:
-        fn = self.measure.fn
+        fn = self.score or self.measure.fn
         return None if fn is None else fn(outputs, targets)

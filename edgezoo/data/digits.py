@@ -6,14 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import TaskData
-
-
-def _split(n: int, seed: int, fractions=(0.6, 0.2, 0.2)) -> dict[str, np.ndarray]:
-    order = np.random.default_rng(seed).permutation(n)
-    a = int(fractions[0] * n)
-    b = a + int(fractions[1] * n)
-    return {"train": order[:a], "val": order[a:b], "test": order[b:]}
+from .base import TaskData, split_indices
 
 
 def load_digits_images(input_shape: tuple[int, ...], seed: int = 1234) -> TaskData:
@@ -35,7 +28,7 @@ def load_digits_images(input_shape: tuple[int, ...], seed: int = 1234) -> TaskDa
         x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
         return (x.expand(-1, channels, -1, -1).contiguous(),)
 
-    idx = _split(len(labels), seed)
+    idx = split_indices(len(labels), seed)
     return TaskData(
         name="digits",
         raw={k: images[v] for k, v in idx.items()},
@@ -59,33 +52,6 @@ def load_digits_rows(input_shape: tuple[int, ...], seed: int = 1234) -> TaskData
     baseline = float(linear.score(flat["test"], images.targets["test"]))
     return TaskData(name="digits rows", raw=images.raw, targets=images.targets, make_inputs=make_inputs,
                     baseline=("logistic regression on the pixels", baseline))
-
-
-_SCORER: dict = {}
-
-
-def digit_score(images: np.ndarray) -> dict:
-    """How recognisable generated digits are, judged by the zoo's trained ``cnn`` (trained first
-    if no checkpoint is cached): ``score`` = exp(E_x KL(p(y|x) || p(y))), 10 when every image is a
-    confident digit and all ten classes are equally common, 1 for noise or a single class; also the
-    mean top-1 confidence and how many classes are the top choice of at least 2% of the images.
-    ``images``: (N, 1, H, W) in [0, 1], any size (resized to the classifier's 28x28)."""
-    if "cnn" not in _SCORER:
-        from .. import registry
-        from ..train import trained_model
-
-        # The judge may have to be trained first, and the caller may be inside inference mode.
-        with torch.inference_mode(False), torch.enable_grad():
-            _SCORER["cnn"] = trained_model(registry.get("cnn"))[0].eval()
-    x = torch.as_tensor(np.asarray(images, dtype=np.float32)).clamp(0, 1)
-    x = F.interpolate(x, size=(28, 28), mode="bilinear", align_corners=False)
-    with torch.inference_mode():
-        p = torch.softmax(_SCORER["cnn"](x).double(), -1).numpy()
-    marginal = p.mean(0)
-    kl = (p * (np.log(p + 1e-12) - np.log(marginal + 1e-12))).sum(1)
-    top = p.argmax(1)
-    classes = int((np.bincount(top, minlength=10) >= 0.02 * len(top)).sum())
-    return {"score": float(np.exp(kl.mean())), "confidence": float(p.max(1).mean()), "classes": classes}
 
 
 def load_digit_requests(input_shape: tuple[int, ...], seed: int = 4321) -> TaskData:

@@ -1,20 +1,15 @@
-"""scikit-learn's shipped tables (wine, iris) as standardized feature vectors."""
+"""scikit-learn's shipped tables (wine) as standardized feature vectors."""
 
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from .base import TaskData
-from .digits import _split
+from .base import TaskData, split_indices
 
 
 def load_wine_features(input_shape: tuple[int, ...], seed: int = 1234) -> TaskData:
     return _load("wine", seed)
-
-
-def load_iris_features(input_shape: tuple[int, ...], seed: int = 1234) -> TaskData:
-    return _load("iris", seed)
 
 
 def _load(name: str, seed: int) -> TaskData:
@@ -23,7 +18,7 @@ def _load(name: str, seed: int) -> TaskData:
     bunch = getattr(datasets, f"load_{name}")()
     x = bunch.data.astype(np.float32)
     y = bunch.target.astype(np.int64)
-    idx = _split(len(y), seed)
+    idx = split_indices(len(y), seed)
     # Standardize with training statistics only: nothing of the test split leaks into the model.
     mean, std = x[idx["train"]].mean(0), x[idx["train"]].std(0) + 1e-6
     x = (x - mean) / std

@@ -1,3 +1,2 @@
-"""The zoo: one file per model family; importing a file registers its models."""
-
-from . import alexnet, cnn, diffusion, dqn, gan, gcn, gpt, mlp, mobilenet, mobilenet_v3, recurrent, resnet, transformer, word2vec  # noqa: F401
+"""The zoo's model families, one file each; importing a file registers its cards. ``edgezoo.zoo``
+imports them all (this package imports none, so a model file can use another's card)."""

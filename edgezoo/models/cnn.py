@@ -22,7 +22,7 @@ class LeNet(nn.Module):
         return self.classifier(torch.flatten(self.features(x), 1))
 
 
-register(
+CNN = register(
     ModelSpec(
         name="cnn",
         task="image classification",

@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 from ..data.base import Rollout, RolloutResult, TaskData, regression_loss
-from ..data.digits import digit_score, load_digit_images_for_training
+from ..data.digits import load_digit_images_for_training
+from ..judge import digit_score
 from ..registry import InputSpec, ModelSpec, Stage, Tolerance, TrainRecipe, register
 
 STEPS = 100   # diffusion steps T

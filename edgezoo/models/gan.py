@@ -10,7 +10,9 @@ import torch
 from torch import nn
 
 from .. import progress
-from ..data.digits import digit_score, load_digit_images_for_training, load_digit_requests
+from ..data.base import TaskData
+from ..data.digits import load_digit_images_for_training, load_digit_requests
+from ..judge import digit_score, judged
 from ..registry import InputSpec, ModelSpec, Stage, Tolerance, TrainRecipe, register
 
 
@@ -95,6 +97,11 @@ def train_gan(spec: ModelSpec) -> tuple[nn.Module, dict]:
     return generator, {"val": best[0], "test": _score(generator, requests, "test")}
 
 
+def load_judged_requests(input_shape: tuple[int, ...]) -> TaskData:
+    """The fixed requests (noise, digit), the samples drawn for them scored by the judge."""
+    return judged(load_digit_requests(input_shape))
+
+
 SELECT_EVERY = 10  # epochs between validation scores
 
 
@@ -116,7 +123,7 @@ register(
         description="class-conditional DCGAN generator (noise 32 + digit -> 1x8x8)",
         builder=Generator,
         inputs=(InputSpec("noise", (100, 32), value_range=(-2.0, 2.0)), InputSpec("digit", (100,), dtype="int64", value_range=(0, 10))),
-        load_data=load_digit_requests,
+        load_data=load_judged_requests,
         metric_name="digit_score",
         # The judge scores real held-out digits 7.2 (mean confidence 0.92). Measured on the test
         # requests: a projection-conditioned discriminator, last epoch, 4.5 after 270 epochs

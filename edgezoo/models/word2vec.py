@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..data.base import spearman
+from ..metrics import spearman
 from ..data.words import corpus_sentences, load_word_pairs, word_vocab
 from ..registry import InputSpec, ModelSpec, Stage, Tolerance, TrainRecipe, register
 

@@ -1,0 +1,87 @@
+"""Task metrics: what each one measures, its direction and how a difference is said. A leaf that
+imports numpy only, so reports and manifests can name and compare metrics without torch."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    # (first output over a split, targets) -> value. None: the task scores it (a judge model, as
+    # for generated digits: TaskData.score) or a closed-loop rollout measures it.
+    fn: Callable[[np.ndarray, np.ndarray], float] | None
+    higher_is_better: bool = True
+    scale: float = 1.0    # how a difference is said: 100 for accuracy ("points"), 1 otherwise
+    unit: str = ""
+    class_scores: bool = False   # outputs are scores over classes on the last axis (agreement = same argmax)
+
+    def worse_by(self, value: float, reference: float) -> float:
+        """How much worse ``value`` is than ``reference`` (negative: better)."""
+        return reference - value if self.higher_is_better else value - reference
+
+    def clears(self, value: float, bar: float) -> bool:
+        return value >= bar if self.higher_is_better else value <= bar
+
+    def say(self, delta: float) -> str:
+        return f"{delta * self.scale:.2f} {self.unit}".rstrip()
+
+    def say_change(self, delta: float) -> str:
+        """A signed change in the metric's own units: "+0.28 pt" for accuracy, "-0.03 bits"."""
+        if self.unit == "points":
+            return f"{delta * self.scale:+.2f} pt"
+        return f"{delta:+.2g} {self.unit}".rstrip()
+
+
+def accuracy(outputs: np.ndarray, targets: np.ndarray) -> float:
+    """Top-1 accuracy over the targets >= 0 (a negative target marks a sample left out, e.g. a
+    graph node outside the split)."""
+    predicted = outputs.argmax(-1).reshape(targets.shape)
+    keep = targets >= 0
+    return float((predicted[keep] == targets[keep]).mean())
+
+
+def rmse(outputs: np.ndarray, targets: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((outputs.reshape(targets.shape).astype(np.float64) - targets) ** 2)))
+
+
+def ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, ties sharing their mean rank (as scipy.stats.rankdata's default)."""
+    values = np.asarray(values).reshape(-1)
+    order = np.argsort(values, kind="mergesort")
+    position = np.empty(len(values), np.float64)
+    position[order] = np.arange(1, len(values) + 1)
+    _, group, counts = np.unique(values, return_inverse=True, return_counts=True)
+    return (np.bincount(group, weights=position) / counts)[group]
+
+
+def spearman(outputs: np.ndarray, targets: np.ndarray) -> float:
+    """Spearman's rank correlation: Pearson's on the ranks."""
+    a, b = ranks(outputs), ranks(targets)
+    a, b = a - a.mean(), b - b.mean()
+    denominator = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / denominator) if denominator else float("nan")
+
+
+def bits_per_char(outputs: np.ndarray, targets: np.ndarray) -> float:
+    """Cross-entropy of next-character logits (..., vocab) against targets (...), in bits."""
+    logits = outputs.reshape(-1, outputs.shape[-1]).astype(np.float64)
+    logits -= logits.max(1, keepdims=True)
+    log_probs = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+    return float(-log_probs[np.arange(len(logits)), targets.reshape(-1)].mean() / np.log(2))
+
+
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("accuracy", accuracy, scale=100, unit="points", class_scores=True),
+    Metric("rmse", rmse, higher_is_better=False),
+    Metric("spearman", spearman),
+    Metric("bits_per_char", bits_per_char, higher_is_better=False, unit="bits", class_scores=True),
+    # exp(E KL(p(y|x) || p(y))) under the zoo's digits CNN (edgezoo.judge): 10 when every sample is
+    # a confident digit and the ten classes are equally common; 1 for noise or a single class.
+    Metric("digit_score", None),
+    Metric("mean_return", None),
+)}
