@@ -4,6 +4,7 @@ card's bounds against the torch reference computed once per export."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 import torch
@@ -64,50 +65,114 @@ def reference_outputs(model: torch.nn.Module, spec: ModelSpec, data, n_samples: 
     return Reference(inputs, outputs, target_arr, n, metric, source, len(outputs[0]), data, rollout)
 
 
-def check_artifact(runner: Runner, ref: Reference, precision: str, spec: ModelSpec) -> dict:
-    """Metric, agreement and error against torch, and the verdict under the card's tolerance."""
-    got_batches = [[np.asarray(o) for o in runner(x)] for x in ref.inputs]
-    got = _cat(got_batches, ref.n_samples)
+class FailureKind(str, Enum):
+    """Why an artifact failed its check: typed, so reports and tests need not parse messages."""
+
+    CONVERT = "convert"              # the converter or quantizer failed: no file
+    CRASH = "crash"                  # the runtime died (a signal) or hung on the file, in a child process
+    RUN = "run"                      # the runtime raised loading or running the file
+    SHAPES = "shapes"                # outputs of other shapes than torch's
+    NONFINITE = "nonfinite"          # NaN or inf in the outputs
+    FP32_PARITY = "fp32_parity"      # fp32 outputs off torch's beyond the card's relative error
+    TRACE = "trace"                  # a closed loop (text, samples) through fp32 drifts from torch's
+    INT8_METRIC = "int8_metric"      # int8 loses more of the task metric than the card allows
+    INT8_COSINE = "int8_cosine"      # no task metric: int8 outputs drift from torch's
+    INT8_FRACTION = "int8_fraction"  # an "int8" file that stores most of its constants in float
+    BAR = "bar"                      # the artifact misses the bar every artifact must clear
+
+
+@dataclass(frozen=True)
+class Failure:
+    kind: FailureKind
+    message: str
+
+
+@dataclass
+class Measurement:
+    """What one artifact does on the reference's inputs, against torch: no verdict here."""
+
+    output_shapes: list[tuple[int, ...]]
+    shapes_match: bool
+    nonfinite: int = 0                  # NaN or inf values among the outputs
+    max_abs_diff: float | None = None
+    rel_error: float | None = None
+    cosine: float | None = None
+    agreement: float | None = None
+    metric: float | None = None
+    metric_delta: float | None = None
+    rollout: dict | None = None         # name, summary, trace_max_abs_diff, trace_match
+
+    def row_fields(self) -> dict:
+        return {k: getattr(self, k) for k in ("max_abs_diff", "rel_error", "cosine", "agreement", "metric", "metric_delta", "rollout") if getattr(self, k) is not None}
+
+
+def measure_artifact(runner: Runner, ref: Reference) -> Measurement:
+    """Runs the artifact over the reference's inputs (and its closed loop): error, agreement and
+    task metric against torch."""
+    got = _cat([[np.asarray(o) for o in runner(x)] for x in ref.inputs], ref.n_samples)
     want = _cat(ref.outputs, ref.n_samples)
+    shapes = [tuple(g.shape) for g in got]
     if len(got) != len(want) or any(g.shape != w.shape for g, w in zip(got, want)):
-        return {"status": "failed", "error": f"output shapes {[g.shape for g in got]} differ from torch's {[w.shape for w in want]}"}
+        return Measurement(shapes, shapes_match=False)
+    nonfinite = sum(int(np.size(g) - np.count_nonzero(np.isfinite(g))) for g in got if np.issubdtype(g.dtype, np.floating))
     diff = max(float(np.max(np.abs(g.astype(np.float64) - w))) for g, w in zip(got, want))
     scale = max(float(np.max(np.abs(w))) for w in want) or 1.0
     g0, w0 = got[0].reshape(len(got[0]), -1).astype(np.float64), want[0].reshape(len(want[0]), -1).astype(np.float64)
     cosine = float(np.mean(np.sum(g0 * w0, 1) / (np.linalg.norm(g0, axis=1) * np.linalg.norm(w0, axis=1) + 1e-12)))
-    result = {"max_abs_diff": diff, "rel_error": diff / scale, "cosine": cosine, "status": "ok", "error": None}
-    data, tol = ref.data, spec.tolerance
+    m = Measurement(shapes, True, nonfinite, diff, diff / scale, cosine)
+    data = ref.data
     if (data.measure.class_scores if data is not None else w0.shape[1] > 1):
         # Class scores on the last axis (per sample, per node, per position).
-        result["agreement"] = float(np.mean(got[0].argmax(-1) == want[0].argmax(-1)))
+        m.agreement = float(np.mean(got[0].argmax(-1) == want[0].argmax(-1)))
     if data is not None and ref.targets is not None and data.scored_by_outputs:
-        result["metric"] = float(data.metric(got[0], ref.targets))
-    trace_error = None
+        m.metric = float(data.metric(got[0], ref.targets))
     if data is not None and data.rollout is not None:
-        loop = data.rollout
-        rolled = loop.run(runner)
-        trace_diff = float(np.max(np.abs(rolled.trace.astype(np.float64) - ref.rollout.trace))) if rolled.trace.shape == ref.rollout.trace.shape else float("inf")
-        result["rollout"] = {"name": loop.name, "summary": rolled.summary, "trace_max_abs_diff": trace_diff,
-                             "trace_match": float(np.mean(rolled.trace == ref.rollout.trace)) if trace_diff != float("inf") else 0.0}
-        if loop.sets_metric:
-            result["metric"] = rolled.value
-        if precision == "fp32" and loop.fp32_trace_atol is not None and trace_diff > loop.fp32_trace_atol:
-            trace_error = f"{loop.name} through the fp32 artifact differs from torch's: max |diff| {trace_diff:.3g} > {loop.fp32_trace_atol:g} ({rolled.summary})"
-    if result.get("metric") is not None and ref.metric is not None:
-        result["metric_delta"] = result["metric"] - ref.metric
+        rolled = data.rollout.run(runner)
+        same_shape = rolled.trace.shape == ref.rollout.trace.shape
+        trace_diff = float(np.max(np.abs(rolled.trace.astype(np.float64) - ref.rollout.trace))) if same_shape else float("inf")
+        m.rollout = {"name": data.rollout.name, "summary": rolled.summary, "trace_max_abs_diff": trace_diff,
+                     "trace_match": float(np.mean(rolled.trace == ref.rollout.trace)) if same_shape else 0.0}
+        if data.rollout.sets_metric:
+            m.metric = rolled.value
+    if m.metric is not None and ref.metric is not None:
+        m.metric_delta = m.metric - ref.metric
+    return m
 
+
+def judge_artifact(m: Measurement, ref: Reference, precision: str, spec: ModelSpec, int8_fraction: float | None = None) -> Failure | None:
+    """The verdict on a measurement under the model card's tolerance: None, or the first failure."""
+    data, tol = ref.data, spec.tolerance
     measure = data.measure if data is not None else None
-    if precision == "fp32" and result["rel_error"] >= tol.fp32_rel_error:
-        result.update(status="failed", error=f"fp32 output differs from torch: relative error {result['rel_error']:.2e} >= {tol.fp32_rel_error:.0e}")
-    elif trace_error:
-        result.update(status="failed", error=trace_error)
-    elif precision == "int8" and result.get("metric_delta") is not None:
-        worse = measure.worse_by(result["metric"], ref.metric)
-        if worse > tol.int8_metric_drop + 1e-9:
-            result.update(status="failed", error=f"int8 {measure.name} {result['metric']:.4f} is {measure.say(worse)} worse than torch fp32 {ref.metric:.4f} (bound {measure.say(tol.int8_metric_drop)})")
-    elif precision == "int8" and measure is None and cosine < tol.int8_min_cosine:
-        result.update(status="failed", error=f"int8 outputs drift from torch: mean cosine {cosine:.4f} < {tol.int8_min_cosine}")
+    if not m.shapes_match:
+        return Failure(FailureKind.SHAPES, f"output shapes {m.output_shapes} differ from torch's {[w.shape for w in ref.outputs[0]]}")
+    if m.nonfinite:
+        # NaN compares false: without this, every bound below would pass.
+        return Failure(FailureKind.NONFINITE, f"{m.nonfinite} of the artifact's output values are NaN or inf (torch's are all finite)")
+    if precision == "fp32" and not m.rel_error < tol.fp32_rel_error:
+        return Failure(FailureKind.FP32_PARITY, f"fp32 output differs from torch: relative error {m.rel_error:.2e} >= {tol.fp32_rel_error:.0e}")
+    loop = data.rollout if data is not None else None
+    if precision == "fp32" and loop is not None and loop.fp32_trace_atol is not None and not m.rollout["trace_max_abs_diff"] <= loop.fp32_trace_atol:
+        return Failure(FailureKind.TRACE, f"{loop.name} through the fp32 artifact differs from torch's: max |diff| {m.rollout['trace_max_abs_diff']:.3g} > {loop.fp32_trace_atol:g} ({m.rollout['summary']})")
+    if precision == "int8" and m.metric_delta is not None:
+        worse = measure.worse_by(m.metric, ref.metric)
+        if not worse <= tol.int8_metric_drop + 1e-9:
+            return Failure(FailureKind.INT8_METRIC, f"int8 {measure.name} {m.metric:.4f} is {measure.say(worse)} worse than torch fp32 {ref.metric:.4f} (bound {measure.say(tol.int8_metric_drop)})")
+    elif precision == "int8" and measure is None and not m.cosine >= tol.int8_min_cosine:
+        return Failure(FailureKind.INT8_COSINE, f"int8 outputs drift from torch: mean cosine {m.cosine:.4f} < {tol.int8_min_cosine}")
+    if precision == "int8" and int8_fraction is not None and int8_fraction < tol.int8_min_fraction:
+        return Failure(FailureKind.INT8_FRACTION, f"only {int8_fraction:.0%} of the int8 artifact's constants are 8-bit (bound {tol.int8_min_fraction:.0%}): the quantizer left it mostly float")
     bar = spec.bar(data) if tol.artifacts_clear_bar else None
-    if result["status"] == "ok" and bar is not None and result.get("metric") is not None and not measure.clears(result["metric"], bar[0]):
-        result.update(status="failed", error=f"{measure.name} {result['metric']:.4f} misses the bar {bar[0]:.4g} ({bar[1]}), which every artifact must clear")
-    return result
+    if bar is not None and m.metric is not None and not measure.clears(m.metric, bar[0]):
+        return Failure(FailureKind.BAR, f"{measure.name} {m.metric:.4f} misses the bar {bar[0]:.4g} ({bar[1]}), which every artifact must clear")
+    return None
+
+
+def nonfinite_reference(ref: Reference) -> str | None:
+    """Where torch's own outputs hold NaN or inf (the weights, not an exporter, are at fault)."""
+    for i, outputs in enumerate(ref.outputs):
+        bad = sum(int(np.size(o) - np.count_nonzero(np.isfinite(o))) for o in outputs if np.issubdtype(o.dtype, np.floating))
+        if bad:
+            return f"{bad} NaN or inf values in torch's outputs for input batch {i}"
+    if ref.metric is not None and not np.isfinite(ref.metric):
+        return f"torch's {ref.data.metric_name} is {ref.metric}"
+    return None

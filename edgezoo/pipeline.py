@@ -23,7 +23,7 @@ from typing import Sequence
 import torch
 
 from . import progress, zoo
-from .check import Reference, check_artifact, reference_outputs
+from .check import FailureKind, Reference, judge_artifact, measure_artifact, nonfinite_reference, reference_outputs
 from .devices import isolated
 from .devices.runners import measure_latency, torch_runner
 from .errors import BadInput, one_line
@@ -159,14 +159,20 @@ def export(
         if calib is not None:
             calib_set = calibration.from_user_files(calib, spec.inputs, limit=calib_samples)
         net, weights_source, training = load_model(spec, weights, retrain=retrain)
+        data = spec.load_data(spec.inputs[0].shape) if spec.load_data is not None else None
+        with progress.step(f"{spec.name}: torch reference on {'the held-out test split' if data else 'sample inputs'}"):
+            ref = reference_outputs(net, spec, data, n_samples=USER_SAMPLE_COUNT)
+        broken = nonfinite_reference(ref)
+        if broken:
+            raise BadInput(f"{weights_source}: the model's weights give {broken}: check the checkpoint (NaN or inf weights, or values that overflow)")
     except BaseException:
         _remove_empty(created)  # bad input leaves nothing behind, not even the folder
         raise
-
-    data = spec.load_data(spec.inputs[0].shape) if spec.load_data is not None else None
-    with progress.step(f"{spec.name}: torch reference on {'the held-out test split' if data else 'sample inputs'}"):
-        ref = reference_outputs(net, spec, data, n_samples=USER_SAMPLE_COUNT)
-        reference_latency = measure_latency(torch_runner(net, threads), ref.inputs[0])
+    reference_latency = measure_latency(torch_runner(net, threads), ref.inputs[0])
+    bar = _bar_entry(spec, data, ref.metric)
+    if bar is not None and not bar["met"]:
+        progress.warn(f"{spec.name}: the torch model's {spec.metric_name} {ref.metric:.4g} misses the card's bar ({bar['direction']} {bar['value']:.4g}, {bar['how']}), "
+                      f"with weights from {weights_source}: the artifacts are checked against a model that does not do its task")
     if calib is None:
         if data is not None:
             calib_set = calibration.from_task_data(data, calib_samples, batch_size=spec.inputs[0].shape[0])
@@ -225,7 +231,7 @@ def export(
             "eval_samples": ref.n_samples,
             "eval_source": ref.source,
             "baseline": None if data is None or data.baseline is None else {"name": data.baseline[0], "metric": data.baseline[1]},
-            "bar": _bar_entry(spec, data, ref.metric),
+            "bar": bar,
             "rollout": None if ref.rollout is None else {"name": data.rollout.name, "summary": ref.rollout.summary},
             **reference_latency,
         },
@@ -251,7 +257,7 @@ def export(
 def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Reference, threads, log_lines) -> dict:
     row: dict = {"format": fmt.name, "precision": precision, "path": None, "bytes": None, "sha256": None, "status": "failed",
                  "metric": None, "metric_delta": None, "agreement": None, "max_abs_diff": None, "rel_error": None, "cosine": None,
-                 "latency_ms": None, "runtime": fmt.runtime, "precision_ran": None, "int8_scheme": None, "scheme": None, "error": None, "stage": "convert"}
+                 "latency_ms": None, "runtime": fmt.runtime, "precision_ran": None, "int8_scheme": None, "scheme": None, "error": None, "failure": None, "stage": "convert"}
     t0 = time.perf_counter()
     try:
         if precision == "fp32":
@@ -263,6 +269,7 @@ def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Refe
             row["scheme"] = fmt.quantize_int8(ctx, fp32_path, staged, row["int8_scheme"])
     except Exception as exc:  # a converter's failure is a failed row, not a dead tool
         row["error"] = f"{fmt.converter(precision)} failed: {type(exc).__name__}: {one_line(exc)}"
+        row["failure"] = FailureKind.CONVERT.value
         log_lines.append(f"== {fmt.name} {precision}: {row['error']}\n" + "".join(traceback.format_exception(exc)))
         return row
     files = fmt.files(staged)
@@ -283,13 +290,19 @@ def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Refe
         else:
             row["precision_ran"] = runner.precision if precision == "fp32" else f"int8+{runner.precision}"
         row["runtime_detail"] = runner.detail
-        row.update(check_artifact(runner, ref, precision, spec))
-        if precision == "int8" and row["status"] == "ok" and row["int8_fraction"] < spec.tolerance.int8_min_fraction:
-            row.update(status="failed", error=f"only {row['int8_fraction']:.0%} of the int8 artifact's constants are 8-bit (bound {spec.tolerance.int8_min_fraction:.0%}): the quantizer left it mostly float")
+        measured = measure_artifact(runner, ref)
+        row.update(measured.row_fields())
+        failure = judge_artifact(measured, ref, precision, spec, int8_fraction=row["int8_fraction"])
+        if failure is None:
+            row.update(status="ok", error=None)
+        else:
+            row.update(status="failed", error=failure.message, failure=failure.kind.value)
         row.update(measure_latency(runner, ref.inputs[0]))
     except Exception as exc:
+        crashed = isinstance(exc, isolated.ArtifactCrashed)
         row["status"] = "failed"
-        row["error"] = one_line(exc) if isinstance(exc, isolated.ArtifactCrashed) else f"{fmt.runtime} could not run the artifact: {type(exc).__name__}: {one_line(exc)}"
+        row["failure"] = (FailureKind.CRASH if crashed else FailureKind.RUN).value
+        row["error"] = one_line(exc) if crashed else f"{fmt.runtime} could not run the artifact: {type(exc).__name__}: {one_line(exc)}"
         log_lines.append(f"== {fmt.name} {precision}: {row['error']}\n" + "".join(traceback.format_exception(exc)))
         return row
     # A complete artifact that misses its bound still lands (to inspect), flagged failed.

@@ -28,7 +28,9 @@ def export_table(manifest: dict) -> Table:
     for col, justify in (("format", "left"), ("precision", "left"), ("ran as", "left"), ("size", "right"), (metric_name, "right"),
                          ("Δ vs torch", "right"), ("agree", "right"), ("max|Δ|", "right"), ("latency ms", "right"), ("status", "left")):
         table.add_column(col, justify=justify)
-    table.add_row("torch", "fp32", "fp32", "-", _fmt(ref["metric"], ".4f"), "", "", "", _fmt(ref["latency_ms"], ".2f"), "reference")
+    bar = ref.get("bar")
+    said = "reference" if bar is None or bar["met"] else f"[bold red]MISSES THE BAR[/bold red] ({bar['direction']} {bar['value']:.4g})"
+    table.add_row("torch", "fp32", "fp32", "-", _fmt(ref["metric"], ".4f"), "", "", "", _fmt(ref["latency_ms"], ".2f"), said)
     for a in manifest["artifacts"]:
         status = "[green]ok[/green]" if a["status"] == "ok" else f"[bold red]FAILED[/bold red] {a['error']}"
         table.add_row(

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadInput
+from ..errors import BadInput, one_line
 
 
 @dataclass
@@ -49,9 +49,13 @@ def from_user_files(path: str | Path, input_specs, limit: int = 256) -> Calibrat
     shape = tuple(input_specs[0].shape)
     dtype = input_specs[0].dtype
     if path.is_dir():
-        files = sorted(path.glob("*.npy"))
+        files, skipped = _regular_npy_files(path)
+        if skipped:
+            from ..progress import warn
+
+            warn(f"--calib {str(path)!r}: skipped what is not a regular file: {', '.join(skipped)}")
         if not files:
-            raise BadInput(f"--calib {str(path)!r} holds no .npy files: put one sample per .npy file in it")
+            raise BadInput(f"--calib {str(path)!r} holds no regular .npy files: put one sample per .npy file in it")
         arrays = [_load_npy(f) for f in files[:limit]]
     elif path.is_file():
         stacked = _load_npy(path)
@@ -67,16 +71,57 @@ def from_user_files(path: str | Path, input_specs, limit: int = 256) -> Calibrat
         raise BadInput(f"--calib {str(path)!r} does not exist: pass a .npy file or a folder of .npy files")
     samples = []
     for i, a in enumerate(arrays[:limit]):
+        where = f"--calib {str(files[i] if path.is_dir() else path)!r}" + ("" if path.is_dir() else f": sample {i}")
         if a.size != int(np.prod(shape)):
-            raise BadInput(f"--calib {str(path)!r}: sample {i} has shape {list(a.shape)}, the model takes {list(shape)}: save samples of that shape")
+            raise BadInput(f"{where} has shape {list(a.shape)}, the model takes {list(shape)}: save samples of that shape")
+        if np.issubdtype(a.dtype, np.floating) and not np.isfinite(a).all():
+            raise BadInput(f"{where} holds NaN or inf values: calibration needs finite samples; drop or repair that sample")
         samples.append((a.reshape(shape).astype(dtype),))
     return CalibrationSet(samples, f"user file {path.name}, {len(samples)} samples")
 
 
 def _load_npy(path: Path) -> np.ndarray:
+    """A plain numeric .npy, its header checked against the file's size before anything is
+    allocated (a header may declare terabytes in a file of a few bytes)."""
+    from numpy.lib import format as npy_format
+
+    what = f"--calib file {str(path)!r}"
     try:
-        return np.load(path, allow_pickle=False)
-    except ValueError as exc:
-        raise BadInput(f"--calib file {str(path)!r} is not a plain numeric .npy ({exc}): save it with np.save from a numeric array") from None
+        with open(path, "rb") as f:
+            version = npy_format.read_magic(f)
+            read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f, max_header_size=10_000)
+            data_bytes = path.stat().st_size - f.tell()
+            if dtype.hasobject or dtype.kind not in "biuf":
+                raise BadInput(f"{what} holds {dtype} values, not numbers: save a numeric array (float32) with np.save")
+            count = int(np.prod(shape, dtype=object))
+            if count == 0:
+                raise BadInput(f"{what} is empty (shape {list(shape)}): save at least one sample")
+            if count * dtype.itemsize != data_bytes:
+                raise BadInput(f"{what} is truncated or padded: its header declares shape {list(shape)} ({count * dtype.itemsize} bytes of data), the file holds {data_bytes}: save it again with np.save")
+            return np.load(path, allow_pickle=False)
+    except BadInput:
+        raise
+    except (ValueError, EOFError) as exc:
+        raise BadInput(f"{what} is not a plain numeric .npy ({one_line(exc)}): save it with np.save from a numeric array") from None
     except OSError as exc:
-        raise BadInput(f"--calib file {str(path)!r} cannot be read ({exc}): save it with np.save") from None
+        raise BadInput(f"{what} cannot be read ({exc.strerror or exc}): save it with np.save") from None
+
+
+def _regular_npy_files(folder: Path) -> tuple[list[Path], list[str]]:
+    """The folder's regular .npy files, and what was skipped: opening a FIFO would block forever,
+    a socket or a broken link cannot be read."""
+    import stat
+
+    files, skipped = [], []
+    for f in sorted(folder.glob("*.npy")):
+        try:
+            mode = f.stat().st_mode  # follows links: a broken link raises
+        except OSError:
+            skipped.append(f"{f.name} (broken link)")
+            continue
+        if stat.S_ISREG(mode):
+            files.append(f)
+        else:
+            skipped.append(f"{f.name} ({'FIFO' if stat.S_ISFIFO(mode) else 'socket' if stat.S_ISSOCK(mode) else 'not a regular file'})")
+    return files, skipped

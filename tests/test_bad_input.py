@@ -128,3 +128,101 @@ def test_output_path_is_a_file(cli, tmp_path):
 def test_output_path_not_writable(cli, tmp_path):
     # /proc refuses new folders even to root, where chmod would not.
     _assert_one_line_error(cli("export", "--out", "/proc/edgezoo-out"), "/proc/edgezoo-out", "not writable")
+
+
+def _nan_state(model) -> dict:
+    return {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in model.state_dict().items()}
+
+
+def test_nan_weights_are_refused_before_anything_is_written(cli, user_models, tmp_path):
+    """NaN compares false, so NaN outputs once passed every bound: three fp32 rows "ok", exit 0."""
+    from edgezoo import zoo
+
+    weights = tmp_path / "nan.pt"
+    torch.save(_nan_state(zoo.get("cnn").build()), weights)
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", "cnn", "--weights", weights, "--out", out), "nan.pt", "NaN or inf", "check the checkpoint")
+    _nothing_written(out)
+
+
+def test_nan_weights_of_a_users_model_are_refused(cli, user_models, tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("um", user_models)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    weights = tmp_path / "nan.pt"
+    torch.save(_nan_state(module.TinyNet()), weights)
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--weights", weights, "--out", out), "NaN or inf")
+    _nothing_written(out)
+
+
+def test_calibration_sample_with_nan_is_refused_naming_file_and_sample(cli, user_models, tmp_path):
+    import numpy as np
+
+    samples = np.random.default_rng(0).random((4, 3, 16, 16), dtype=np.float32)
+    samples[2, 0, 1, 1] = np.inf
+    np.save(tmp_path / "calib.npy", samples)
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--int8", "--calib", tmp_path / "calib.npy", "--out", out),
+                           "calib.npy", "sample 2", "NaN or inf")
+    _nothing_written(out)
+
+
+def _npy_with_header(path, shape, dtype="<f4", data=b""):
+    import numpy as np
+    from numpy.lib import format as npy_format
+
+    with open(path, "wb") as f:
+        npy_format.write_array_header_1_0(f, {"descr": dtype, "fortran_order": False, "shape": shape})
+        f.write(data)
+
+
+@pytest.mark.parametrize("case,needle", [
+    ("huge_header", "truncated or padded"),
+    ("strings", "not numbers"),
+    ("empty", "is empty"),
+    ("garbage", "not a plain numeric .npy"),
+])
+def test_calibration_file_that_lies_or_holds_no_numbers(cli, user_models, tmp_path, case, needle):
+    import numpy as np
+
+    bad = tmp_path / "calib.npy"
+    if case == "huge_header":   # declares 4 TB, holds 16 bytes: refused before any allocation
+        _npy_with_header(bad, (1_000_000, 3, 16, 16, 20_000), data=b"\0" * 16)
+    elif case == "strings":
+        np.save(bad, np.array(["a", "b"]))
+    elif case == "empty":
+        np.save(bad, np.zeros((0, 3, 16, 16), np.float32))
+    else:
+        bad.write_bytes(b"\x93NUMPY\x01\x00garbage")
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--int8", "--calib", bad, "--out", out), "calib.npy", needle)
+    _nothing_written(out)
+
+
+def test_calibration_folder_skips_fifos_sockets_and_broken_links(cli, user_models, tmp_path):
+    import socket
+
+    import numpy as np
+
+    folder = tmp_path / "calib"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        np.save(folder / f"s{i}.npy", rng.random((3, 16, 16), dtype=np.float32))
+    os.mkfifo(folder / "pipe.npy")   # opening it would block forever
+    (folder / "gone.npy").symlink_to(tmp_path / "nowhere.npy")
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(folder / "sock.npy"))
+    try:
+        out = tmp_path / "out"
+        result = cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--int8", "--formats", "onnx", "--calib", folder, "--out", out)
+    finally:
+        sock.close()
+    assert result.returncode == 0, result.stderr
+    assert "skipped what is not a regular file: gone.npy (broken link), pipe.npy (FIFO), sock.npy (socket)" in result.stderr
+    import json
+
+    assert json.loads((out / "manifest.json").read_text())["calibration"] == "user file calib, 3 samples"
