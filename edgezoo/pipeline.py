@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import platform
 import shutil
@@ -94,39 +95,57 @@ def _remove_empty(folders: list[Path]) -> None:
             break
 
 
+MAX_INPUT_BYTES = 1 << 30  # one batch of inputs; the reference, calibration and every runtime hold several
+
+
 def resolve_spec(model: str | ModelSpec, input_shapes: Sequence[tuple[int, ...]] | None) -> ModelSpec:
-    if isinstance(model, ModelSpec):
-        spec = model
-    elif is_user_ref(model):
-        return user_spec(model, list(input_shapes or []))
+    if isinstance(model, str) and is_user_ref(model):
+        spec = user_spec(model, list(input_shapes or []))  # the shapes are its inputs
     else:
-        spec = zoo.get(model)
-    if input_shapes:
-        if len(input_shapes) != len(spec.inputs):
-            raise BadInput(f"--input-shape: {spec.name} takes {len(spec.inputs)} input(s), got {len(input_shapes)} shape(s)")
-        spec = spec.with_input_shapes(input_shapes)
+        spec = model if isinstance(model, ModelSpec) else zoo.get(model)
+        if input_shapes:
+            if len(input_shapes) != len(spec.inputs):
+                raise BadInput(f"--input-shape: {spec.name} takes {len(spec.inputs)} input(s), got {len(input_shapes)} shape(s)")
+            spec = spec.with_input_shapes(input_shapes)
+    size_bytes = sum(math.prod(i.shape) * torch.empty((), dtype=getattr(torch, i.dtype)).element_size() for i in spec.inputs)
+    if size_bytes > MAX_INPUT_BYTES:
+        shapes = ", ".join("x".join(map(str, i.shape)) for i in spec.inputs)
+        raise BadInput(f"--input-shape {shapes}: one batch of inputs would take {size_bytes / (1 << 30):.1f} GiB (bound {MAX_INPUT_BYTES >> 30} GiB): use a smaller batch or size")
     return spec
 
 
-def load_model(spec: ModelSpec, weights: str | os.PathLike | None, retrain: bool = False) -> tuple[torch.nn.Module, str, dict | None]:
-    """(model in eval mode, where its weights came from, how the zoo checkpoint was trained)."""
+def check_arguments(threads: int, calib_samples: int) -> None:
+    cores = os.cpu_count() or 1
+    if not 1 <= threads <= cores:
+        raise BadInput(f"--threads {threads}: this machine has {cores} CPU cores; pass a number from 1 to {cores}")
+    if calib_samples < 1:
+        raise BadInput(f"--calib-samples {calib_samples}: pass a positive number of calibration samples (default 128)")
+
+
+def load_model(spec: ModelSpec, weights: str | os.PathLike | None, retrain: bool = False) -> tuple[torch.nn.Module, str, str | None, dict | None]:
+    """(model in eval mode, where its weights came from, their file's sha256, how the zoo
+    checkpoint was trained)."""
     training = None
+    weights_sha256 = None
+    # The export's input shapes, checked on the untrained model first: a shape the model cannot
+    # take is refused in a second, not after minutes of training.
+    check_forward(spec.build().eval(), spec, spec.description or spec.name)
     if weights is not None:
         model = spec.build()
         load_into(model, read_state_dict(weights), str(weights))
-        source = f"--weights {weights}"
+        source, weights_sha256 = f"--weights {weights}", sha256_file(Path(weights))
     elif spec.load_data is not None and spec.recipe.epochs > 0:
         from .train import trained_model, training_record
 
         model, path = trained_model(spec, retrain=retrain)
-        source, training = str(path), training_record(path)
+        source, training, weights_sha256 = str(path), training_record(path), sha256_file(path)
     else:
         model = spec.build()
         source = "initial weights (no --weights given)"
         progress.warn(f"{spec.name}: no --weights given, exporting the model's initial weights")
     model.eval()
     check_forward(model, spec, spec.description or spec.name)
-    return model, source, training
+    return model, source, weights_sha256, training
 
 
 def export(
@@ -146,6 +165,7 @@ def export(
     """What `edgezoo export` does: every chosen format in fp32 (and int8), each checked against torch.
     ``int8_scheme`` ("static" or "weights") replaces the model card's choice for every format."""
     started = time.perf_counter()
+    check_arguments(threads, calib_samples)
     chosen = parse_formats(formats)
     shapes = [parse_input_shape(s) for s in ([input_shape] if isinstance(input_shape, str) else (input_shape or []))]
     spec = resolve_spec(model, shapes)
@@ -158,7 +178,7 @@ def export(
     try:
         if calib is not None:
             calib_set = calibration.from_user_files(calib, spec.inputs, limit=calib_samples)
-        net, weights_source, training = load_model(spec, weights, retrain=retrain)
+        net, weights_source, weights_sha256, training = load_model(spec, weights, retrain=retrain)
         data = spec.load_data(spec.inputs[0].shape) if spec.load_data is not None else None
         with progress.step(f"{spec.name}: torch reference on {'the held-out test split' if data else 'sample inputs'}"):
             ref = reference_outputs(net, spec, data, n_samples=USER_SAMPLE_COUNT)
@@ -223,6 +243,7 @@ def export(
         "task": spec.task,
         "dataset": spec.dataset,
         "weights": weights_source,
+        "weights_sha256": weights_sha256,
         "input": _inputs_entry(spec.inputs),
         "reference": {
             "framework": "torch",
@@ -321,9 +342,10 @@ def _bar_entry(spec: ModelSpec, data, metric: float | None) -> dict | None:
 
 def _print_row(row: dict) -> None:
     if row["status"] == "ok":
-        progress.info(f"  [green]ok[/green]     {row['format']:<9} {row['precision']:<5} {row['path']}")
+        if not progress.quiet():
+            progress.status("  ok    ", "green", f"{row['format']:<9} {row['precision']:<5} {row['path']}")
     else:
-        progress.console.print(f"  [bold red]FAILED[/bold red] {row['format']:<9} {row['precision']:<5} {row['error']}", highlight=False)
+        progress.status("  FAILED", "bold red", f"{row['format']:<9} {row['precision']:<5} {row['error']}")
 
 
 def _inputs_entry(inputs: Sequence[InputSpec]) -> dict | list:

@@ -1,4 +1,7 @@
-"""Progress bars and status lines on stderr (rich), quiet when EDGEZOO_QUIET is set."""
+"""Progress bars and status lines on stderr (rich), quiet when EDGEZOO_QUIET is set.
+
+Every text printed here is literal: paths, names and converters' messages may hold what rich
+would read as markup ("[bold]", "[/x]"), which must neither vanish nor raise."""
 
 from __future__ import annotations
 
@@ -7,6 +10,7 @@ import os
 import sys
 
 from rich.console import Console
+from rich.text import Text
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 console = Console(stderr=True, soft_wrap=True)
@@ -34,7 +38,8 @@ def bar(description: str, total: int):
 
         yield advance_plain
         return
-    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"), TimeElapsedColumn(), TimeRemainingColumn()]
+    columns = [TextColumn("{task.description}", markup=False), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}", markup=False),
+               TimeElapsedColumn(), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=False) as p:
         task = p.add_task(description, total=total, note="")
 
@@ -52,14 +57,19 @@ def step(description: str):
             print(f"  {description} ...", file=sys.stderr, flush=True)
         yield
         return
-    with console.status(description):
+    with console.status(Text(description)):
         yield
 
 
 def info(message: str) -> None:
     if not quiet():
-        console.print(message, highlight=False)
+        console.print(Text(message), highlight=False)
 
 
 def warn(message: str) -> None:
-    console.print(f"[yellow]warning:[/yellow] {message}", highlight=False)
+    console.print(Text.assemble(("warning:", "yellow"), " ", message), highlight=False)
+
+
+def status(label: str, style: str, message: str) -> None:
+    """A line with a styled label ("ok", "FAILED") before literal text."""
+    console.print(Text.assemble((label, style), " ", message), highlight=False)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .metrics import METRICS
 
@@ -24,7 +26,7 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
 def export_table(manifest: dict) -> Table:
     ref = manifest["reference"]
     metric_name = ref["metric_name"] or "metric"
-    table = Table(title=f"{manifest['model']}: {ref['eval_source']}, {manifest['threads']} threads on this host", title_justify="left")
+    table = Table(title=Text(f"{manifest['model']}: {ref['eval_source']}, {manifest['threads']} threads on this host"), title_justify="left")
     for col, justify in (("format", "left"), ("precision", "left"), ("ran as", "left"), ("size", "right"), (metric_name, "right"),
                          ("Δ vs torch", "right"), ("agree", "right"), ("max|Δ|", "right"), ("latency ms", "right"), ("status", "left")):
         table.add_column(col, justify=justify)
@@ -32,9 +34,9 @@ def export_table(manifest: dict) -> Table:
     said = "reference" if bar is None or bar["met"] else f"[bold red]MISSES THE BAR[/bold red] ({bar['direction']} {bar['value']:.4g})"
     table.add_row("torch", "fp32", "fp32", "-", _fmt(ref["metric"], ".4f"), "", "", "", _fmt(ref["latency_ms"], ".2f"), said)
     for a in manifest["artifacts"]:
-        status = "[green]ok[/green]" if a["status"] == "ok" else f"[bold red]FAILED[/bold red] {a['error']}"
+        status = Text("ok", "green") if a["status"] == "ok" else Text.assemble(("FAILED", "bold red"), " ", a["error"] or "")
         table.add_row(
-            a["format"], " ".join(filter(None, (a["precision"], a.get("int8_scheme")))), a.get("precision_ran") or "-", human_bytes(a["bytes"]), _fmt(a.get("metric"), ".4f"),
+            escape(a["format"]), " ".join(filter(None, (a["precision"], a.get("int8_scheme")))), a.get("precision_ran") or "-", human_bytes(a["bytes"]), _fmt(a.get("metric"), ".4f"),
             _delta(a.get("metric_delta"), ref["metric_name"]), _fmt(a.get("agreement"), ".3f"),
             _fmt(a.get("max_abs_diff"), ".1e"), _fmt(a.get("latency_ms"), ".2f"), status,
         )

@@ -14,6 +14,7 @@ from torch import nn
 
 from . import paths, progress
 from .data.base import TaskData
+from .fileio import sha256_file, write_text_atomic
 from .registry import ModelSpec
 from .weights import load_into, read_state_dict, save_state_dict
 
@@ -24,7 +25,8 @@ def cache_key(spec: ModelSpec) -> str:
         {
             "name": spec.name,
             "build": spec.build_kwargs,
-            "inputs": [dataclasses.astuple(i) for i in spec.inputs],
+            # The batch is left out: the same weights serve any batch size.
+            "inputs": [(i.name, i.shape[1:], i.dtype, i.value_range) for i in spec.inputs],
             "recipe": dataclasses.asdict(spec.recipe),
             "structure": _structure(spec),
             "code": _code_hash(spec),
@@ -130,7 +132,8 @@ def trained_model(spec: ModelSpec, retrain: bool = False) -> tuple[nn.Module, Pa
     model, metrics = (spec.trainer or train)(spec)
     seconds = round(time.perf_counter() - started, 1)
     save_state_dict(model.state_dict(), path)
-    path.with_suffix(".json").write_text(json.dumps({"model": spec.name, "metrics": metrics, "train_seconds": seconds, "threads": torch.get_num_threads()}, indent=1))
+    write_text_atomic(path.with_suffix(".json"), json.dumps({"model": spec.name, "metrics": metrics, "train_seconds": seconds, "threads": torch.get_num_threads(),
+                                                             "sha256": sha256_file(path)}, indent=1))
     return model, path
 
 

@@ -16,6 +16,12 @@ from .fileio import atomic_open
 
 # Common wrappers around a state_dict in training checkpoints.
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model")
+# A torch checkpoint is a zip of stored (uncompressed) records: what its directory declares it
+# inflates to stays near the file's size. Far beyond it, it is a zip bomb.
+_MAX_INFLATION = 2.0
+_SLACK_BYTES = 1 << 20
+# How much of a file that is not a zip the pickle scan reads (the pickle comes first).
+_SCAN_BYTES = 64 << 20
 
 
 def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
@@ -31,6 +37,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             return load_file(str(path))
         except (SafetensorError, OSError, ValueError) as exc:
             raise BadInput(f"weights file {str(path)!r} is not a readable safetensors file ({one_line(exc)}): re-save it with safetensors.torch.save_file") from None
+    _refuse_zip_bomb(path)
     try:
         # A file object, not a path: torch.load hands a *.safetensors path to safetensors whatever
         # weights_only says, and we want one loader per suffix.
@@ -48,7 +55,28 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             break
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise BadInput(f"weights file {str(path)!r} holds a {type(obj).__name__}, not a state_dict of tensors: save model.state_dict()")
+    for key, value in obj.items():
+        # Right names and shapes, but no values: a meta tensor holds none, a sparse one is not a
+        # dense weight any exporter can store.
+        if value.is_meta or value.layout != torch.strided:
+            kind = "meta" if value.is_meta else f"{value.layout} (sparse)".replace("torch.", "")
+            raise BadInput(f"weights file {str(path)!r}: tensor {key!r} is a {kind} tensor, not dense values: save the trained model's state_dict (call .to_dense() on sparse tensors)")
     return obj
+
+
+def _refuse_zip_bomb(path: Path) -> None:
+    """Reads the zip directory's declared sizes, never the records, and refuses what would inflate
+    far beyond the file."""
+    if not zipfile.is_zipfile(path):
+        return
+    size = path.stat().st_size
+    try:
+        with zipfile.ZipFile(path) as zf:
+            declared = sum(info.file_size for info in zf.infolist())
+    except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        raise BadInput(f"weights file {str(path)!r} is a damaged zip ({one_line(exc)}): re-save it with torch.save(model.state_dict(), f)") from None
+    if declared > _MAX_INFLATION * size + _SLACK_BYTES:
+        raise BadInput(f"weights file {str(path)!r} declares {declared:,} bytes of records in a file of {size:,} bytes: refused unread (a torch checkpoint stores its records uncompressed); re-save it with torch.save")
 
 
 def load_into(model: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
@@ -88,9 +116,12 @@ def _carries_code(path: Path) -> bool:
                 name = next((n for n in zf.namelist() if n.endswith("data.pkl")), None)
                 if name is None:
                     return False
+                if zf.getinfo(name).file_size > _SCAN_BYTES:
+                    return False
                 stream = zf.read(name)
         else:
-            stream = path.read_bytes()
+            with open(path, "rb") as f:
+                stream = f.read(_SCAN_BYTES)
         return any(op.name in _CODE_OPCODES for op, _, _ in pickletools.genops(stream))
     except Exception:  # not a parseable pickle stream: corrupt, not code
         return False

@@ -226,3 +226,83 @@ def test_calibration_folder_skips_fifos_sockets_and_broken_links(cli, user_model
     import json
 
     assert json.loads((out / "manifest.json").read_text())["calibration"] == "user file calib, 3 samples"
+
+
+@pytest.mark.parametrize("flag,value,needle", [
+    ("--threads", "0", "pass a number from 1 to"), ("--threads", "-2", "pass a number from 1 to"), ("--threads", "100000", "CPU cores"),
+    ("--calib-samples", "0", "positive number"), ("--calib-samples", "-5", "positive number"),
+])
+def test_threads_and_calibration_counts_out_of_range(cli, user_models, tmp_path, flag, value, needle):
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", flag, value, "--out", out), f"{flag} {value}", needle)
+    _nothing_written(out)
+
+
+@pytest.mark.parametrize("kind", ["meta", "sparse"])
+def test_weights_without_dense_values_are_refused(cli, user_models, tmp_path, kind):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("um", user_models)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    state = module.TinyNet().state_dict()
+    state["conv.weight"] = torch.empty(state["conv.weight"].shape, device="meta") if kind == "meta" else state["conv.weight"].to_sparse()
+    weights = tmp_path / f"{kind}.pt"
+    torch.save(state, weights)
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--weights", weights, "--out", out),
+                           "'conv.weight'", kind, "not dense values")
+    _nothing_written(out)
+
+
+def test_zip_checkpoint_that_would_inflate_is_refused_unread(cli, user_models, tmp_path):
+    import zipfile
+
+    bomb = tmp_path / "bomb.pt"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("archive/data.pkl", b"\0" * (64 << 20))  # 64 MiB of zeros: a few KB on disk
+    assert bomb.stat().st_size < 1 << 20
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--weights", bomb, "--out", out),
+                           "bomb.pt", "declares 67,108,864 bytes", "refused unread")
+    _nothing_written(out)
+
+
+def test_input_shape_a_zoo_model_cannot_take_is_refused_before_training(cli, tmp_path):
+    import time
+
+    out = tmp_path / "out"
+    started = time.perf_counter()
+    result = cli("export", "--model", "mobilenet", "--input-shape", "1,1,224,224", "--out", out)
+    _assert_one_line_error(result, "forward raised", "1x1x224x224")
+    assert time.perf_counter() - started < 120  # a forward pass, not minutes of training
+    _nothing_written(out)
+    assert not list((tmp_path / "edgezoo-home" / "checkpoints").glob("*")) if (tmp_path / "edgezoo-home").exists() else True
+
+
+def test_input_batch_over_the_memory_bound_is_refused(cli, tmp_path):
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", "mlp", "--input-shape", "100000000,13", "--out", out), "100000000x13", "GiB", "smaller batch")
+    _nothing_written(out)
+
+
+def test_markup_in_paths_and_messages_prints_literally(cli, user_models, tmp_path):
+    odd = tmp_path / "[bold]models[/x]"   # "[/x]" makes the folder "x]" inside "[bold]models["
+    odd.mkdir(parents=True)
+    model_file = odd / "net.py"
+    model_file.write_text(user_models.read_text())
+    missing = odd / "[red]w.pt"
+    result = cli("export", "--model", f"{model_file}:TinyNet", "--input-shape", "1,3,16,16", "--weights", missing, "--out", tmp_path / "out")
+    _assert_one_line_error(result, "[bold]models[/x]", "[red]w.pt")
+    # and through rich: a warning that quotes a --calib folder whose name holds markup
+    import numpy as np
+
+    calib = odd / "[bold]calib"
+    calib.mkdir()
+    for i in range(8):
+        np.save(calib / f"{i}.npy", np.random.default_rng(i).random((3, 16, 16), dtype=np.float32))
+    os.mkfifo(calib / "[bold].npy")
+    result = cli("export", "--model", f"{model_file}:TinyNet", "--input-shape", "1,3,16,16", "--int8", "--formats", "onnx", "--calib", calib, "--out", odd / "out")
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"--calib '{calib}': skipped what is not a regular file: [bold].npy (FIFO)" in result.stderr

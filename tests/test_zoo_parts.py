@@ -188,3 +188,12 @@ def test_spearman_without_scipy_equals_scipys():
     b = a + rng.normal(0, 2, 200)
     for x, y in ((a, b), (b, a), (a, a), (rng.random(50), rng.random(50))):
         assert spearman(x, y) == pytest.approx(spearmanr(x, y).statistic, abs=1e-12)
+
+
+def test_a_new_batch_size_reuses_the_trained_checkpoint(tmp_path, monkeypatch):
+    from edgezoo.pipeline import resolve_spec
+    from edgezoo.train import cache_key
+
+    spec = zoo.get("cnn")
+    assert cache_key(resolve_spec(spec, [(8, 1, 28, 28)])) == cache_key(spec)
+    assert cache_key(resolve_spec(spec, [(1, 1, 32, 32)])) != cache_key(spec)  # another size trains at that size
