@@ -33,16 +33,16 @@ def measure(name: str, out: Path) -> dict:
     entry = {"model": name, "fp32": {}, "schemes": {}}
     for scheme in SCHEMES:
         manifest = export(card, int8=True, int8_scheme=scheme, out=out / f"{name}-{scheme}").manifest
-        ref = manifest["reference"]
-        entry.update(metric_name=ref["metric_name"], torch=ref["metric"], bound=card.tolerance.int8_metric_drop,
-                     higher_is_better=_measure(ref["metric_name"]).higher_is_better)
-        for a in manifest["artifacts"]:
-            result = {"metric": a["metric"], "ok": a["status"] == "ok", "latency_ms": a.get("latency_ms"), "error": a["error"],
-                      "kept_bound": a["metric"] is not None and _measure(ref["metric_name"]).worse_by(a["metric"], ref["metric"]) <= entry["bound"] + 1e-9}
-            if a["precision"] == "int8":
-                entry["schemes"].setdefault(scheme, {})[a["format"]] = result
+        ref = manifest.reference
+        entry.update(metric_name=ref.metric_name, torch=ref.metric, bound=card.tolerance.int8_metric_drop,
+                     higher_is_better=_measure(ref.metric_name).higher_is_better)
+        for a in manifest.artifacts:
+            result = {"metric": a.metric, "ok": a.ok, "latency_ms": a.latency_ms, "error": a.error,
+                      "kept_bound": a.metric is not None and _measure(ref.metric_name).worse_by(a.metric, ref.metric) <= entry["bound"] + 1e-9}
+            if a.precision == "int8":
+                entry["schemes"].setdefault(scheme, {})[a.format] = result
             elif scheme == SCHEMES[0]:  # fp32 is the same file under either scheme: timed once
-                entry["fp32"][a["format"]] = result
+                entry["fp32"][a.format] = result
     entry["card"] = {f: card.int8_scheme_for(f) for f in entry["fp32"]}
     return entry
 

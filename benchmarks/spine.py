@@ -12,6 +12,7 @@ alternating rounds so that a noisy neighbour hits both alike. Exits 1 if a goal 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import subprocess
@@ -32,6 +33,7 @@ def measure(threads: int, rounds: int, runs: int) -> dict:
     from edgezoo import zoo
     from edgezoo.devices.runners import measure_latency
     from edgezoo.export import FORMATS
+    from edgezoo.manifest import read_manifest
     from edgezoo.pipeline import _host, _versions
     from edgezoo.train import trained_model
 
@@ -45,29 +47,28 @@ def measure(threads: int, rounds: int, runs: int) -> dict:
         export_s = time.perf_counter() - t0
         if proc.returncode != 0:
             sys.exit(f"export failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-        manifest = json.loads((out / "manifest.json").read_text())
-        rows = {(a["format"], a["precision"]): a for a in manifest["artifacts"]}
-        sample = [np.random.default_rng(0).random(manifest["input"]["shape"], dtype="float32")]
+        manifest = read_manifest(out / "manifest.json")
+        sample = [np.random.default_rng(0).random(manifest.inputs[0].shape, dtype="float32")]
         latency = {}
         for fmt in FORMATS.values():
-            runners = {p: fmt.runner(out / rows[(fmt.name, p)]["path"], threads) for p in ("fp32", "int8")}
+            runners = {p: fmt.runner(out / manifest.artifact(fmt.name, p).path, threads) for p in ("fp32", "int8")}
             samples = {p: [] for p in runners}
             for _ in range(rounds):
                 for p, r in runners.items():
                     samples[p].append(measure_latency(r, sample, warmup=5, runs=runs)["latency_ms"])
             latency[fmt.name] = {p: statistics.median(v) for p, v in samples.items()}
             latency[fmt.name]["ratio"] = latency[fmt.name]["int8"] / latency[fmt.name]["fp32"]
-            latency[fmt.name]["precision_ran"] = {p: rows[(fmt.name, p)]["precision_ran"] for p in runners}
+            latency[fmt.name]["precision_ran"] = {p: manifest.artifact(fmt.name, p).precision_ran for p in runners}
     return {
         "command": "edgezoo export --model mobilenet --int8",
         "export_s": export_s,
         "threads": threads,
-        "input_shape": manifest["input"]["shape"],
-        "reference": {"metric_name": manifest["reference"]["metric_name"], "metric": manifest["reference"]["metric"], "latency_ms": manifest["reference"]["latency_ms"]},
-        "artifacts": [{k: a[k] for k in ("format", "precision", "bytes", "metric", "metric_delta", "agreement", "status")} for a in manifest["artifacts"]],
+        "input_shape": manifest.inputs[0].shape,
+        "reference": {"metric_name": manifest.reference.metric_name, "metric": manifest.reference.metric, "latency_ms": manifest.reference.latency_ms},
+        "artifacts": [{k: getattr(a, k) for k in ("format", "precision", "bytes", "metric", "metric_delta", "agreement", "status")} for a in manifest.artifacts],
         "latency_ms": latency,
         "goals": GOALS,
-        "host": _host(),
+        "host": dataclasses.asdict(_host()),
         "versions": _versions(list(FORMATS.values())),
         "measured": time.strftime("%Y-%m-%d"),
     }

@@ -18,11 +18,12 @@ def _cmd_export(args) -> int:
                     input_shape=args.input_shape, calib=args.calib, calib_samples=args.calib_samples,
                     threads=args.threads, retrain=args.retrain, int8_scheme=args.int8_scheme)
     Console(width=max(160, Console().width)).print(export_table(result.manifest))
-    failed = [a for a in result.manifest["artifacts"] if a["status"] != "ok"]
+    failed = [a for a in result.manifest.artifacts if not a.ok]
     print(f"manifest: {result.manifest_path}")
     if failed:
-        progress.console.print(f"[bold red]{len(failed)} of {len(result.manifest['artifacts'])} artifacts failed[/bold red]; see the table above" +
-                               (f" and {result.out_dir / 'export.log'}" if (result.out_dir / 'export.log').exists() else ""))
+        log = result.out_dir / "export.log"
+        progress.status(f"{len(failed)} of {len(result.manifest.artifacts)} artifacts failed", "bold red",
+                        "; see the table above" + (f" and {log}" if log.exists() else ""))
         return 1
     return 0
 

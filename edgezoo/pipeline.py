@@ -27,7 +27,9 @@ from . import progress, zoo
 from .check import FailureKind, Reference, judge_artifact, measure_artifact, nonfinite_reference, reference_outputs
 from .devices import isolated
 from .devices.runners import measure_latency, torch_runner
+from . import manifest as manifest_types
 from .errors import BadInput, one_line
+from .manifest import Artifact, Bar, Baseline, Host, InputEntry, Manifest, RolloutSummary, Training, artifact_from
 from .fileio import sha256_file, write_text_atomic
 from .export import FORMATS, ExportContext, Format
 from .quantize import calibration
@@ -42,7 +44,7 @@ USER_SAMPLE_COUNT = 32
 @dataclass
 class ExportResult:
     out_dir: Path
-    manifest: dict
+    manifest: Manifest
 
     @property
     def manifest_path(self) -> Path:
@@ -50,7 +52,7 @@ class ExportResult:
 
     @property
     def ok(self) -> bool:
-        return all(a["status"] == "ok" for a in self.manifest["artifacts"])
+        return self.manifest.ok
 
 
 def parse_formats(formats: str | Sequence[str] | None) -> list[Format]:
@@ -190,8 +192,8 @@ def export(
         raise
     reference_latency = measure_latency(torch_runner(net, threads), ref.inputs[0])
     bar = _bar_entry(spec, data, ref.metric)
-    if bar is not None and not bar["met"]:
-        progress.warn(f"{spec.name}: the torch model's {spec.metric_name} {ref.metric:.4g} misses the card's bar ({bar['direction']} {bar['value']:.4g}, {bar['how']}), "
+    if bar is not None and not bar.met:
+        progress.warn(f"{spec.name}: the torch model's {spec.metric_name} {ref.metric:.4g} misses the card's bar ({bar.direction} {bar.value:.4g}, {bar.how}), "
                       f"with weights from {weights_source}: the artifacts are checked against a model that does not do its task")
     if calib is None:
         if data is not None:
@@ -203,7 +205,7 @@ def export(
             calib_set = calibration.CalibrationSet([], "none (no format calibrates)")
 
     precisions = PRECISIONS if int8 else PRECISIONS[:1]
-    rows: list[dict] = []
+    rows: list[Artifact] = []
     log_lines: list[str] = []
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".edgezoo-staging-"))
     try:
@@ -232,46 +234,46 @@ def export(
                         f.unlink(missing_ok=True)
                 if precision == "fp32" and row["stage"] == "done":
                     fp32_path = out_dir / final.name
-                rows.append(row)
-                _print_row(row)
+                rows.append(artifact_from(row))
+                _print_row(rows[-1])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
-    manifest = {
-        "model": spec.name,
-        "description": spec.description,
-        "task": spec.task,
-        "dataset": spec.dataset,
-        "weights": weights_source,
-        "weights_sha256": weights_sha256,
-        "input": _inputs_entry(spec.inputs),
-        "reference": {
-            "framework": "torch",
-            "metric_name": spec.metric_name,
-            "metric": ref.metric,
-            "eval_samples": ref.n_samples,
-            "eval_source": ref.source,
-            "baseline": None if data is None or data.baseline is None else {"name": data.baseline[0], "metric": data.baseline[1]},
-            "bar": bar,
-            "rollout": None if ref.rollout is None else {"name": data.rollout.name, "summary": ref.rollout.summary},
+    manifest = Manifest(
+        model=spec.name,
+        description=spec.description,
+        task=spec.task,
+        dataset=spec.dataset,
+        weights=weights_source,
+        weights_sha256=weights_sha256,
+        inputs=[InputEntry(i.name, list(i.shape), i.dtype) for i in spec.inputs],
+        reference=manifest_types.Reference(
+            framework="torch",
+            metric_name=spec.metric_name,
+            metric=ref.metric,
+            eval_samples=ref.n_samples,
+            eval_source=ref.source,
+            baseline=None if data is None or data.baseline is None else Baseline(*data.baseline),
+            bar=bar,
+            rollout=None if ref.rollout is None else RolloutSummary(data.rollout.name, ref.rollout.summary),
             **reference_latency,
-        },
-        "training": training,
-        "calibration": calib_set.source if calibrates else None,
-        "int8_scheme": spec.int8_scheme if int8 else None,
-        "int8_scheme_by_format": {f.name: spec.int8_scheme_for(f.name) for f in chosen if spec.int8_scheme_for(f.name) != spec.int8_scheme} if int8 else None,
-        "threads": threads,
-        "host": _host(),
-        "versions": _versions(chosen),
-        "seconds": round(time.perf_counter() - started, 1),
-        "artifacts": rows,
-    }
+        ),
+        training=None if training is None else Training(**training),
+        calibration=calib_set.source if calibrates else None,
+        int8_scheme=spec.int8_scheme if int8 else None,
+        int8_scheme_by_format={f.name: spec.int8_scheme_for(f.name) for f in chosen if spec.int8_scheme_for(f.name) != spec.int8_scheme} if int8 else None,
+        threads=threads,
+        host=_host(),
+        versions=_versions(chosen),
+        seconds=round(time.perf_counter() - started, 1),
+        artifacts=rows,
+    )
     log_path = out_dir / "export.log"
     if log_lines:
         write_text_atomic(log_path, "\n".join(log_lines))
     elif log_path.exists():
         log_path.unlink()
-    write_text_atomic(out_dir / "manifest.json", json.dumps(manifest, indent=2) + "\n")
+    write_text_atomic(out_dir / "manifest.json", manifest.to_json())
     return ExportResult(out_dir, manifest)
 
 
@@ -332,25 +334,20 @@ def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Refe
     return row
 
 
-def _bar_entry(spec: ModelSpec, data, metric: float | None) -> dict | None:
+def _bar_entry(spec: ModelSpec, data, metric: float | None) -> Bar | None:
     bar = spec.bar(data)
     if bar is None or metric is None:
         return None
     measure = data.measure
-    return {"value": bar[0], "how": bar[1], "direction": "at least" if measure.higher_is_better else "at most", "met": measure.clears(metric, bar[0])}
+    return Bar(bar[0], bar[1], "at least" if measure.higher_is_better else "at most", measure.clears(metric, bar[0]))
 
 
-def _print_row(row: dict) -> None:
-    if row["status"] == "ok":
+def _print_row(row: Artifact) -> None:
+    if row.ok:
         if not progress.quiet():
-            progress.status("  ok    ", "green", f"{row['format']:<9} {row['precision']:<5} {row['path']}")
+            progress.status("  ok    ", "green", f"{row.format:<9} {row.precision:<5} {row.path}")
     else:
-        progress.status("  FAILED", "bold red", f"{row['format']:<9} {row['precision']:<5} {row['error']}")
-
-
-def _inputs_entry(inputs: Sequence[InputSpec]) -> dict | list:
-    entries = [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype} for i in inputs]
-    return entries[0] if len(entries) == 1 else entries
+        progress.status("  FAILED", "bold red", f"{row.format:<9} {row.precision:<5} {row.error}")
 
 
 def _versions(formats: Sequence[Format]) -> dict:
@@ -364,7 +361,7 @@ def _versions(formats: Sequence[Format]) -> dict:
     return out
 
 
-def _host() -> dict:
+def _host() -> Host:
     cpu = platform.processor() or ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -373,5 +370,5 @@ def _host() -> dict:
                 break
     except OSError:
         pass
-    return {"machine": platform.machine(), "system": platform.system(), "cpu": cpu, "cpu_count": os.cpu_count()}
+    return Host(platform.machine(), platform.system(), cpu, os.cpu_count())
 

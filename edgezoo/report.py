@@ -6,6 +6,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from .manifest import Manifest
 from .metrics import METRICS
 
 
@@ -23,22 +24,21 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
     return missing if value is None else format(value, spec)
 
 
-def export_table(manifest: dict) -> Table:
-    ref = manifest["reference"]
-    metric_name = ref["metric_name"] or "metric"
-    table = Table(title=Text(f"{manifest['model']}: {ref['eval_source']}, {manifest['threads']} threads on this host"), title_justify="left")
+def export_table(manifest: Manifest) -> Table:
+    ref = manifest.reference
+    metric_name = ref.metric_name or "metric"
+    table = Table(title=Text(f"{manifest.model}: {ref.eval_source}, {manifest.threads} threads on this host"), title_justify="left")
     for col, justify in (("format", "left"), ("precision", "left"), ("ran as", "left"), ("size", "right"), (metric_name, "right"),
                          ("Δ vs torch", "right"), ("agree", "right"), ("max|Δ|", "right"), ("latency ms", "right"), ("status", "left")):
         table.add_column(col, justify=justify)
-    bar = ref.get("bar")
-    said = "reference" if bar is None or bar["met"] else f"[bold red]MISSES THE BAR[/bold red] ({bar['direction']} {bar['value']:.4g})"
-    table.add_row("torch", "fp32", "fp32", "-", _fmt(ref["metric"], ".4f"), "", "", "", _fmt(ref["latency_ms"], ".2f"), said)
-    for a in manifest["artifacts"]:
-        status = Text("ok", "green") if a["status"] == "ok" else Text.assemble(("FAILED", "bold red"), " ", a["error"] or "")
+    bar = ref.bar
+    said = Text("reference") if bar is None or bar.met else Text.assemble(("MISSES THE BAR", "bold red"), f" ({bar.direction} {bar.value:.4g})")
+    table.add_row("torch", "fp32", "fp32", "-", _fmt(ref.metric, ".4f"), "", "", "", _fmt(ref.latency_ms, ".2f"), said)
+    for a in manifest.artifacts:
+        status = Text("ok", "green") if a.ok else Text.assemble(("FAILED", "bold red"), " ", a.error or "")
         table.add_row(
-            escape(a["format"]), " ".join(filter(None, (a["precision"], a.get("int8_scheme")))), a.get("precision_ran") or "-", human_bytes(a["bytes"]), _fmt(a.get("metric"), ".4f"),
-            _delta(a.get("metric_delta"), ref["metric_name"]), _fmt(a.get("agreement"), ".3f"),
-            _fmt(a.get("max_abs_diff"), ".1e"), _fmt(a.get("latency_ms"), ".2f"), status,
+            escape(a.format), " ".join(filter(None, (a.precision, a.int8_scheme))), a.precision_ran or "-", human_bytes(a.bytes), _fmt(a.metric, ".4f"),
+            _delta(a.metric_delta, ref.metric_name), _fmt(a.agreement, ".3f"), _fmt(a.max_abs_diff, ".1e"), _fmt(a.latency_ms, ".2f"), status,
         )
     return table
 
@@ -63,32 +63,29 @@ def duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
 
 
-def _schemes(manifest: dict) -> str:
+def _schemes(manifest: Manifest) -> str:
     """The card's int8 scheme, and each runtime that gets the other: "weights; openvino static"."""
-    overrides = manifest.get("int8_scheme_by_format") or {}
-    return "; ".join([manifest.get("int8_scheme") or "static", *(f"{f} {s}" for f, s in overrides.items())])
+    overrides = manifest.int8_scheme_by_format or {}
+    return "; ".join([manifest.int8_scheme or "static", *(f"{f} {s}" for f, s in overrides.items())])
 
 
-def zoo_markdown(manifests: list[dict]) -> str:
+def zoo_markdown(manifests: list[Manifest]) -> str:
     """Model x format x precision: status, size and metric; a failed cell says why."""
-    cases = [(a["format"], a["precision"]) for a in manifests[0]["artifacts"]] if manifests else []
+    cases = [(a.format, a.precision) for a in manifests[0].artifacts] if manifests else []
     header = "| model | metric: torch (bar) | training | int8 scheme | " + " | ".join(f"{f} {p}" for f, p in cases) + " |"
     lines = [header, "|" + "---|" * (len(cases) + 4)]
     for m in manifests:
-        ref = m["reference"]
-        bar = ref.get("bar")
-        said_bar = f" ({'>=' if bar['direction'] == 'at least' else '<='} {bar['value']:.4g})" if bar else ""
-        cells = {(a["format"], a["precision"]): a for a in m["artifacts"]}
-        trained = m.get("training") or {}
-        took = "not recorded" if trained.get("seconds") is None else f"{duration(trained['seconds'])}, {trained['threads']} threads"
-        row = [f"{m['model']}", f"{ref['metric_name']}: {_fmt(ref['metric'], '.4g')}{said_bar}", took, _schemes(m)]
+        ref = m.reference
+        said_bar = f" ({'>=' if ref.bar.direction == 'at least' else '<='} {ref.bar.value:.4g})" if ref.bar else ""
+        took = "not recorded" if m.training is None or m.training.seconds is None else f"{duration(m.training.seconds)}, {m.training.threads} threads"
+        row = [m.model, f"{ref.metric_name}: {_fmt(ref.metric, '.4g')}{said_bar}", took, _schemes(m)]
         for case in cases:
-            a = cells.get(case)
+            a = m.artifact(*case)
             if a is None:
                 row.append("not made")
-            elif a["status"] == "ok":
-                row.append(f"ok, {human_bytes(a['bytes'])}, {_fmt(a.get('metric'), '.4g')}")
+            elif a.ok:
+                row.append(f"ok, {human_bytes(a.bytes)}, {_fmt(a.metric, '.4g')}")
             else:
-                row.append(f"FAILED: {a['error'].replace('|', '/')}")
+                row.append(f"FAILED: {a.error.replace('|', '/')}")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)

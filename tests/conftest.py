@@ -20,6 +20,23 @@ def edgezoo_home(tmp_path_factory):
     return home
 
 
+@pytest.fixture(scope="session", autouse=True)
+def every_manifest_follows_the_schema(tmp_path_factory):
+    """After the session: every manifest.json any test wrote validates against the shipped schema
+    (tests that corrupt a manifest on purpose write the copy under another name)."""
+    yield
+    import json
+
+    import jsonschema
+
+    from edgezoo.manifest import SCHEMA_PATH
+
+    validator = jsonschema.Draft202012Validator(json.loads(SCHEMA_PATH.read_text()))
+    for path in tmp_path_factory.getbasetemp().rglob("manifest.json"):
+        errors = sorted(validator.iter_errors(json.loads(path.read_text())), key=str)
+        assert not errors, f"{path}: {errors[0].message}"
+
+
 @pytest.fixture(scope="session")
 def zoo_export(tmp_path_factory):
     """``zoo_export(name)``: that model's small variant, exported with int8 once per session."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edgezoo.manifest import read_manifest
+
 import os
 import pickle
 
@@ -225,7 +227,7 @@ def test_calibration_folder_skips_fifos_sockets_and_broken_links(cli, user_model
     assert "skipped what is not a regular file: gone.npy (broken link), pipe.npy (FIFO), sock.npy (socket)" in result.stderr
     import json
 
-    assert json.loads((out / "manifest.json").read_text())["calibration"] == "user file calib, 3 samples"
+    assert read_manifest(out / "manifest.json").calibration == "user file calib, 3 samples"
 
 
 @pytest.mark.parametrize("flag,value,needle", [

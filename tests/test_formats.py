@@ -3,6 +3,8 @@ the manifest, the terminal table and `--formats` with no other change."""
 
 from __future__ import annotations
 
+from edgezoo.manifest import read_manifest
+
 import dataclasses
 import json
 
@@ -27,12 +29,12 @@ def test_a_new_format_flows_through_export_manifest_table_and_cli(renamed_onnx, 
     out = tmp_path / "out"
     code = cli.main(["export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--int8", "--formats", "onnx_copy", "--out", str(out)])
     assert code == 0
-    manifest = json.loads((out / "manifest.json").read_text())
-    rows = manifest["artifacts"]
-    assert [(r["format"], r["precision"], r["status"]) for r in rows] == [("onnx_copy", "fp32", "ok"), ("onnx_copy", "int8", "ok")]
-    assert [r["path"] for r in rows] == ["tinynet_copy.onnx", "tinynet_copy_int8.onnx"]
+    manifest = read_manifest(out / "manifest.json")
+    rows = manifest.artifacts
+    assert [(r.format, r.precision, r.status) for r in rows] == [("onnx_copy", "fp32", "ok"), ("onnx_copy", "int8", "ok")]
+    assert [r.path for r in rows] == ["tinynet_copy.onnx", "tinynet_copy_int8.onnx"]
     for row in rows:
-        assert row["sha256"] == sha256_file(out / row["path"])
+        assert row.sha256 == sha256_file(out / row.path)
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "tinynet_copy.onnx", "tinynet_copy_int8.onnx"]
     assert "onnx_copy" in capsys.readouterr().out  # the terminal table
 
@@ -48,9 +50,9 @@ def test_a_new_formats_converter_is_named_when_it_fails(renamed_onnx, user_model
     out = tmp_path / "out"
     code = cli.main(["export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--formats", "onnx_copy,onnx", "--out", str(out)])
     assert code == 1
-    rows = {r["format"]: r for r in json.loads((out / "manifest.json").read_text())["artifacts"]}
-    assert rows["onnx_copy"]["error"] == "copy-exporter failed: RuntimeError: no such op"
-    assert rows["onnx"]["status"] == "ok"
+    rows = {r.format: r for r in read_manifest(out / "manifest.json").artifacts}
+    assert rows["onnx_copy"].error == "copy-exporter failed: RuntimeError: no such op"
+    assert rows["onnx"].status == "ok"
 
 
 def test_unknown_format_lists_the_table(renamed_onnx):

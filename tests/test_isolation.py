@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edgezoo.manifest import read_manifest
+
 import dataclasses
 import json
 import sys
@@ -49,9 +51,9 @@ def test_litert_abort_fails_one_row_and_the_other_formats_land(tmp_path):
 
     spec = dataclasses.replace(zoo.get("gpt").small_variant(), int8_scheme="static")
     result = export(spec, int8=True, formats="tflite,openvino", out=tmp_path / "out", calib_samples=16)
-    rows = {(a["format"], a["precision"]): a for a in json.loads((tmp_path / "out" / "manifest.json").read_text())["artifacts"]}
+    rows = {(a.format, a.precision): a for a in read_manifest(tmp_path / "out" / "manifest.json").artifacts}
     crashed = rows["tflite", "int8"]
     assert crashed["status"] == "failed" and "crashed (SIGABRT)" in crashed["error"] and crashed["path"] is None
     assert not (tmp_path / "out" / "gpt_int8.tflite").exists()
-    assert rows["tflite", "fp32"]["status"] == "ok" and rows["openvino", "fp32"]["status"] == "ok"
+    assert rows["tflite", "fp32"].status == "ok" and rows["openvino", "fp32"].status == "ok"
     assert (tmp_path / "out" / "gpt_openvino.xml").exists() and not result.ok

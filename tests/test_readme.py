@@ -45,11 +45,11 @@ def test_benchmark_block_is_generated_from_stored_results():
 
 def test_zoo_table_is_generated_from_stored_manifests():
     bench = _script("zoo")
-    manifests = json.loads(bench.RESULTS.read_text())
+    manifests = bench.load()
     assert _block(bench.BEGIN, bench.END) == bench.render(manifests)
     from edgezoo import zoo
 
-    assert {m["model"] for m in manifests} <= set(zoo.names())  # nothing stale
+    assert {m.model for m in manifests} <= set(zoo.names())  # nothing stale
     rows = [line.split("|")[1].strip() for line in _block(bench.BEGIN, bench.END).splitlines()[2:] if line.startswith("|")]
     assert sorted(rows) == zoo.names()  # every registered model has its row, measured or saying it is not
 
@@ -70,7 +70,11 @@ def test_int8_schemes_block_is_generated_from_stored_results():
 
 def test_training_goal_line_names_every_model_over_the_goal():
     bench = _script("zoo")
-    timed = lambda name, seconds: {"model": name, "training": None if seconds is None else {"seconds": seconds, "threads": 2}}
+    from types import SimpleNamespace
+
+    from edgezoo.manifest import Training
+
+    timed = lambda name, seconds: SimpleNamespace(model=name, training=None if seconds is None else Training(seconds, 2))
     line = bench.training_goal([timed("a", 100.0), timed("b", 200.0), timed("c", 400.0), timed("d", None)])
     assert "missed by b (3.3 min), c (6.7 min)" in line and "not timed" in line and "d" in line.split("not timed")[1]
     assert "met by all 2 timed models (longest: b, 2.8 min)" in bench.training_goal([timed("a", 10.0), timed("b", 170.0)])
@@ -80,3 +84,12 @@ def test_what_export_leaves_is_generated_from_the_format_table():
     tables = _script("readme_tables")
     for (begin, end), body in tables.blocks().items():
         assert _block(begin, end) == body
+
+
+def test_seeds_block_is_generated_from_stored_results():
+    seeds = _script("seeds")
+    entries = json.loads(seeds.RESULTS.read_text())
+    assert _block(seeds.BEGIN, seeds.END) == seeds.render(entries)
+    from edgezoo import zoo
+
+    assert {e["model"] for e in entries} <= set(zoo.names())  # nothing stale

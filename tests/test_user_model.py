@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from edgezoo.manifest import read_manifest
+
 import json
 
 import numpy as np
@@ -13,19 +15,19 @@ def test_user_model_int8_with_random_calibration_warns(cli, user_models, tmp_pat
     result = cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--int8", "--out", out)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "calibrates on random inputs" in result.stderr
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["model"] == "tinynet"
-    assert manifest["input"]["shape"] == [1, 3, 16, 16]
-    assert manifest["reference"]["metric"] is None  # no data given: parity only
-    assert manifest["calibration"].startswith("random inputs")
-    assert {(a["format"], a["precision"]) for a in manifest["artifacts"]} == {(f, p) for f in ("onnx", "tflite", "openvino") for p in ("fp32", "int8")}
-    for row in manifest["artifacts"]:
-        assert row["status"] == "ok", row
-        assert (out / row["path"]).is_file()
-        if row["precision"] == "fp32":
-            assert row["rel_error"] < 1e-4
+    manifest = read_manifest(out / "manifest.json")
+    assert manifest.model == "tinynet"
+    assert manifest.input["shape"] == [1, 3, 16, 16]
+    assert manifest.reference.metric is None  # no data given: parity only
+    assert manifest.calibration.startswith("random inputs")
+    assert {(a.format, a.precision) for a in manifest.artifacts} == {(f, p) for f in ("onnx", "tflite", "openvino") for p in ("fp32", "int8")}
+    for row in manifest.artifacts:
+        assert row.status == "ok", row
+        assert (out / row.path).is_file()
+        if row.precision == "fp32":
+            assert row.rel_error < 1e-4
         else:
-            assert row["cosine"] >= 0.98
+            assert row.cosine >= 0.98
     assert "tinynet" in result.stdout and "onnx" in result.stdout  # the table reached the terminal
 
 
@@ -35,10 +37,10 @@ def test_int8_scheme_weights_for_a_users_module_needs_no_calibration(cli, user_m
                  "--formats", "onnx,openvino", "--out", out)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "calibrates" not in result.stderr  # nothing calibrates, so no warning about random inputs
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert (manifest["int8_scheme"], manifest["calibration"]) == ("weights", None)
-    int8 = [a for a in manifest["artifacts"] if a["precision"] == "int8"]
-    assert [(a["format"], a["int8_scheme"], a["status"]) for a in int8] == [("onnx", "weights", "ok"), ("openvino", "weights", "ok")]
+    manifest = read_manifest(out / "manifest.json")
+    assert (manifest.int8_scheme, manifest.calibration) == ("weights", None)
+    int8 = [a for a in manifest.artifacts if a.precision == "int8"]
+    assert [(a.format, a.int8_scheme, a.status) for a in int8] == [("onnx", "weights", "ok"), ("openvino", "weights", "ok")]
     assert int8[0]["scheme"].startswith("dynamic") and "float activations" in int8[1]["scheme"]
 
     bad = cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--int8", "--int8-scheme", "dynamic", "--out", tmp_path / "bad")
@@ -64,9 +66,9 @@ def test_user_weights_and_calibration_files(cli, user_models, tmp_path):
                  "--calib", tmp_path / "calib.npy", "--int8", "--formats", "onnx", "--out", out)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "random inputs" not in result.stderr
-    manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["calibration"] == "user file calib.npy, 16 samples"
-    assert [a["format"] for a in manifest["artifacts"]] == ["onnx", "onnx"]
+    manifest = read_manifest(out / "manifest.json")
+    assert manifest.calibration == "user file calib.npy, 16 samples"
+    assert [a.format for a in manifest.artifacts] == ["onnx", "onnx"]
 
     import onnxruntime as ort
 
@@ -85,14 +87,14 @@ def test_converter_failure_is_a_failed_row_and_others_land(cli, user_models, tmp
     result = cli("export", "--model", f"{user_models}:Bucketize", "--input-shape", "1,9", "--out", out)
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
-    manifest = json.loads((out / "manifest.json").read_text())
-    rows = {a["format"]: a for a in manifest["artifacts"]}
-    assert rows["onnx"]["status"] == "ok" and (out / rows["onnx"]["path"]).is_file()
-    assert rows["openvino"]["status"] == "ok" and (out / rows["openvino"]["path"]).is_file()
-    assert rows["tflite"]["status"] == "failed"
-    assert rows["tflite"]["error"].startswith("litert-torch failed:")
-    assert "bucketize" in rows["tflite"]["error"]  # the converter's own reason, named
-    assert rows["tflite"]["path"] is None and not (out / "bucketize.tflite").exists()
+    manifest = read_manifest(out / "manifest.json")
+    rows = {a.format: a for a in manifest.artifacts}
+    assert rows["onnx"].status == "ok" and (out / rows["onnx"].path).is_file()
+    assert rows["openvino"].status == "ok" and (out / rows["openvino"].path).is_file()
+    assert rows["tflite"].status == "failed"
+    assert rows["tflite"].error.startswith("litert-torch failed:")
+    assert "bucketize" in rows["tflite"].error  # the converter's own reason, named
+    assert rows["tflite"].path is None and not (out / "bucketize.tflite").exists()
     assert "litert-torch failed" in result.stdout + result.stderr
     assert "tflite" in (out / "export.log").read_text()
     assert (out / "notes.txt").read_text() == "mine"  # files that are not ours stay

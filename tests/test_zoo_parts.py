@@ -99,17 +99,17 @@ def test_int8_weights_scheme_keeps_activations_float_and_weights_per_channel(zoo
 
     spec, result = zoo_export("dqn")
     assert spec.int8_scheme == "weights"
-    rows = {(a["format"], a["precision"]): a for a in result.manifest["artifacts"]}
+    rows = {(a.format, a.precision): a for a in result.manifest.artifacts}
 
     core = ov.Core()
-    ir = result.out_dir / rows["openvino", "int8"]["path"]
+    ir = result.out_dir / rows["openvino", "int8"].path
     model = core.read_model(str(ir))
     assert model.get_rt_info(["runtime_options", "DYNAMIC_QUANTIZATION_GROUP_SIZE"]).astype(str) == "0"
     assert core.compile_model(str(ir), "CPU").get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE") == 0
     int8_weights = [op for op in model.get_ops() if op.get_type_name() == "Constant" and op.get_output_element_type(0) == ov.Type.i8]
     assert sorted(tuple(op.get_output_shape(0)) for op in int8_weights) == sorted([(128, 4), (128, 128), (1, 128), (2, 128)])
 
-    graph = onnx.load(str(result.out_dir / rows["onnx", "int8"]["path"])).graph
+    graph = onnx.load(str(result.out_dir / rows["onnx", "int8"].path)).graph
     scales = {i.name: numpy_helper.to_array(i) for i in graph.initializer if i.name.endswith("_scale") and "weight" in i.name}
     assert sorted(s.shape for s in scales.values()) == sorted([(128,), (128,), (1,), (2,)]), {k: v.shape for k, v in scales.items()}
 
@@ -124,13 +124,13 @@ def test_card_gives_one_runtime_its_own_int8_scheme(zoo_export):
     spec, result = zoo_export("gpt")
     assert (spec.int8_scheme, spec.int8_scheme_for("openvino")) == ("weights", "static")
     manifest = result.manifest
-    assert manifest["int8_scheme_by_format"] == {"openvino": "static"} and manifest["calibration"]
-    rows = {a["format"]: a for a in manifest["artifacts"] if a["precision"] == "int8"}
-    assert {f: r["int8_scheme"] for f, r in rows.items()} == {"onnx": "weights", "tflite": "weights", "openvino": "static"}
+    assert manifest.int8_scheme_by_format == {"openvino": "static"} and manifest.calibration
+    rows = {a.format: a for a in manifest.artifacts if a.precision == "int8"}
+    assert {f: r.int8_scheme for f, r in rows.items()} == {"onnx": "weights", "tflite": "weights", "openvino": "static"}
 
-    kinds = lambda fmt: {op.get_type_name() for op in ov.Core().read_model(str(result.out_dir / rows[fmt]["path"])).get_ops()}
+    kinds = lambda fmt: {op.get_type_name() for op in ov.Core().read_model(str(result.out_dir / rows[fmt].path)).get_ops()}
     assert "FakeQuantize" in kinds("openvino")
-    onnx_ops = {n.op_type for n in onnx.load(str(result.out_dir / rows["onnx"]["path"])).graph.node}
+    onnx_ops = {n.op_type for n in onnx.load(str(result.out_dir / rows["onnx"].path)).graph.node}
     assert "DynamicQuantizeLinear" in onnx_ops and "QuantizeLinear" not in onnx_ops
 
 

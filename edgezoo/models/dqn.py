@@ -12,9 +12,13 @@ from torch import nn
 from .. import progress
 from ..data.cartpole import EVAL_SEEDS, episode_returns, load_cartpole
 from ..devices.runners import torch_runner
+from ..quantize.simulate import with_int8_weights
 from ..registry import InputSpec, ModelSpec, Stage, Tolerance, TrainRecipe, register
 
-SELECT_SEEDS = range(5_000, 5_010)  # checkpoint selection; the held-out measure uses other seeds
+SELECT_SEEDS = range(5_000, 5_020)  # checkpoint selection; the held-out measure uses other seeds
+SELECT_EVERY = 2_500                # environment steps between selection rounds
+EXTRA_STEPS = 40_000                # trained on past the recipe while no checkpoint is perfect yet
+PERFECT = 500.0                     # CartPole-v1's most steps per episode
 
 
 class QNetwork(nn.Module):
@@ -37,8 +41,15 @@ class QNetwork(nn.Module):
 
 
 def train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
-    """``Stage.epochs`` counts thousands of environment steps. Every 5,000 steps the greedy policy
-    plays 10 selection episodes; the best one so far is kept (DQN's return oscillates).
+    """``Stage.epochs`` counts thousands of environment steps.
+
+    Robust rather than lucky: reinforcement learning turns the last-bit differences between two
+    CPUs' float kernels into different policies (the same seeded recipe reached 500 on an AMD host
+    and 218 on an Intel one), and DQN's return oscillates. So every 2,500 steps the greedy policy
+    plays 20 selection episodes, as trained and with its weights rounded to int8 as the shipped
+    int8 files store them, and the checkpoint whose worse score is best is kept; training stops at
+    the first perfect one (500 both ways), and goes on up to 40,000 steps past the recipe while
+    there is none.
 
     One thread throughout: the network is tiny (threads only add overhead) and the trajectory then
     does not depend on the machine's core count. The caller's thread count is restored."""
@@ -50,6 +61,11 @@ def train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
         torch.set_num_threads(threads)
 
 
+def _selection_score(q: nn.Module) -> float:
+    """The worse mean return of the policy as trained and with int8 weights."""
+    return min(float(np.mean(episode_returns(torch_runner(net), SELECT_SEEDS))) for net in (q, with_int8_weights(q)))
+
+
 def _train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
     import gymnasium as gym
 
@@ -58,9 +74,10 @@ def _train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
     rng = np.random.default_rng(recipe.seed)
     q = spec.build()
     target = copy.deepcopy(q)
-    opt = torch.optim.Adam(q.parameters(), lr=recipe.stages[0].lr)
+    peak_lr = recipe.stages[0].lr
+    opt = torch.optim.Adam(q.parameters(), lr=peak_lr)
     env = gym.make("CartPole-v1")
-    total_steps = recipe.epochs * 1000
+    planned = recipe.epochs * 1000
     capacity, gamma, warmup = 50_000, 0.99, 1_000
     buf_obs = np.zeros((capacity, 4), np.float32)
     buf_next = np.zeros((capacity, 4), np.float32)
@@ -69,9 +86,11 @@ def _train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
     buf_done = np.zeros(capacity, np.float32)
     obs, _ = env.reset(seed=recipe.seed)
     best, best_state, note = -1.0, copy.deepcopy(q.state_dict()), ""
-    with progress.bar(f"train {spec.name} (CartPole-v1 steps)", total=total_steps) as advance:
-        for step in range(total_steps):
-            epsilon = max(0.02, 1.0 - step / (0.4 * total_steps))
+    step = 0
+    with progress.bar(f"train {spec.name} (CartPole-v1 steps, stops at a perfect checkpoint)", total=planned) as advance:
+        while step < planned + EXTRA_STEPS and best < PERFECT:
+            # Exploration decays over the first fifth; the learning rate falls linearly to a tenth.
+            epsilon = max(0.02, 1.0 - step / (0.2 * planned))
             if rng.random() < epsilon:
                 action = int(rng.integers(2))
             else:
@@ -84,6 +103,8 @@ def _train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
             if terminated or truncated:
                 obs, _ = env.reset(seed=int(rng.integers(1 << 30)))
             if step >= warmup:
+                for group in opt.param_groups:
+                    group["lr"] = peak_lr * max(0.1, 1 - step / planned)
                 idx = rng.integers(0, min(step + 1, capacity), recipe.batch_size)
                 o, a, r, n, d = (torch.from_numpy(b[idx]) for b in (buf_obs, buf_act, buf_rew, buf_next, buf_done))
                 with torch.no_grad():
@@ -97,17 +118,19 @@ def _train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
                 with torch.no_grad():  # Polyak-averaged target network
                     for p, tp in zip(q.parameters(), target.parameters()):
                         tp.mul_(0.995).add_(p, alpha=0.005)
-            if (step + 1) % 5_000 == 0 and step >= warmup:
-                score = float(np.mean(episode_returns(torch_runner(q.eval()), SELECT_SEEDS)))
+            step += 1
+            if step % SELECT_EVERY == 0 and step > warmup:
+                score = _selection_score(q.eval())
                 q.train()
                 if score >= best:
                     best, best_state = score, copy.deepcopy(q.state_dict())
                 note = f"selection return {score:.0f} (best {best:.0f})"
-            advance(1, note)
+            if step <= planned:
+                advance(1, note)
     env.close()
     q.load_state_dict(best_state)
     q.eval()
-    return q, {"val": best, "test": float(np.mean(episode_returns(torch_runner(q), EVAL_SEEDS)))}
+    return q, {"val": best, "test": float(np.mean(episode_returns(torch_runner(q), EVAL_SEEDS))), "steps": step}
 
 
 register(
@@ -130,7 +153,10 @@ register(
         # Per-channel symmetric int8 weights in every runtime: per-tensor weights (ONNX Runtime's
         # default) lost the policy (return 125), and so did OpenVINO's on-the-fly activation
         # quantization of compressed-weight layers (476, now off in the IR's runtime options).
-        recipe=TrainRecipe(stages=(Stage(60, 1e-3),), batch_size=64),
+        # Measured over training seeds 0-4 on an Intel Xeon: 60,000 steps at 1e-3 in batches of 64
+        # reached 218 and 327 (seeds 0, 1); this recipe and selection stopped at a perfect
+        # checkpoint after 32,500-37,500 steps for each (benchmarks/seeds.py has the spread).
+        recipe=TrainRecipe(stages=(Stage(60, 5e-4),), batch_size=128),
         trainer=train_dqn,
     )
 )

@@ -1,0 +1,125 @@
+"""Each zoo model's small variant (the test suite's size) trained with several seeds: the held-out
+metric of each against the card's bar, so that no test rests on one seed's lucky trajectory.
+
+    .venv/bin/python benchmarks/seeds.py                          # every model, seeds 0,1,2
+    .venv/bin/python benchmarks/seeds.py --models dqn --seeds 0,1,2,3,4
+    .venv/bin/python benchmarks/seeds.py --render                 # only re-render the README block
+
+Checkpoints are cached in $EDGEZOO_HOME by recipe (the seed is part of it). Results merge into
+results/seeds.json (several runs may write at once) and the README block is re-rendered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import fcntl
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "seeds.json"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- seeds-table:begin (benchmarks/seeds.py writes this) -->", "<!-- seeds-table:end -->"
+
+
+def measure(name: str, seed: int) -> dict:
+    from edgezoo import zoo
+    from edgezoo.train import evaluate, trained_model
+
+    card = zoo.get(name).small_variant()
+    spec = dataclasses.replace(card, recipe=dataclasses.replace(card.recipe, seed=seed))
+    started = time.perf_counter()
+    model, path = trained_model(spec)
+    seconds = time.perf_counter() - started
+    data = spec.load_data(spec.inputs[0].shape)
+    metric = evaluate(model, data, "test")
+    bar = spec.bar(data)
+    return {"model": name, "seed": seed, "metric_name": spec.metric_name, "metric": metric,
+            "bar": None if bar is None else bar[0], "higher_is_better": data.measure.higher_is_better,
+            "cleared": None if bar is None else data.measure.clears(metric, bar[0]),
+            "seconds": round(seconds, 1), "cpu": _cpu()}
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def render(entries: list[dict]) -> str:
+    from edgezoo import zoo
+
+    by_model: dict[str, list[dict]] = {}
+    for e in entries:
+        by_model.setdefault(e["model"], []).append(e)
+    lines = ["| model (small variant) | metric | bar | per training seed | cleared | measured on |", "|---|---|---|---|---|---|"]
+    for name in zoo.names():
+        runs = sorted(by_model.get(name, []), key=lambda e: e["seed"])
+        if not runs:
+            lines.append(f"| {name} | not measured yet: run `benchmarks/seeds.py --models {name}` | | | | |")
+            continue
+        first = runs[0]
+        said_bar = "-" if first["bar"] is None else f"{'>=' if first['higher_is_better'] else '<='} {first['bar']:.4g}"
+        per_seed = ", ".join(f"{e['seed']}: {e['metric']:.4g}" for e in runs)
+        cleared = sum(bool(e["cleared"]) for e in runs)
+        cpus = ", ".join(sorted({e["cpu"] for e in runs}))
+        lines.append(f"| {name} | {first['metric_name']} | {said_bar} | {per_seed} | {cleared} of {len(runs)} | {cpus} |")
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def _locked():
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    with open(RESULTS.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def _store(entry: dict) -> list[dict]:
+    """Merges one result into the stored ones (same model and seed: replaced)."""
+    with _locked():
+        stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+        stored = [e for e in stored if (e["model"], e["seed"]) != (entry["model"], entry["seed"])] + [entry]
+        stored.sort(key=lambda e: (e["model"], e["seed"]))
+        RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
+        return stored
+
+
+def _write_readme(entries: list[dict]) -> None:
+    from edgezoo.report import replace_block
+
+    with _locked():
+        README.write_text(replace_block(README.read_text(), BEGIN, END, render(entries)))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default=None, help="comma-separated subset (default: every registered model)")
+    parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
+    parser.add_argument("--render", action="store_true")
+    args = parser.parse_args()
+    entries = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
+    if not args.render:
+        from edgezoo import zoo
+
+        for name in args.models.split(",") if args.models else zoo.names():
+            for seed in (int(s) for s in args.seeds.split(",")):
+                entry = measure(name, seed)
+                entries = _store(entry)
+                print(json.dumps(entry), flush=True)
+    _write_readme(entries)
+    print(render(entries))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,293 @@
+"""The manifest an export leaves beside its files: typed, versioned, and described by a JSON Schema
+made from these types (shipped as ``manifest.schema.json``). Imports no torch: reports and other
+tools read manifests without the ML stack."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import BadInput
+
+SCHEMA_VERSION = 1
+SCHEMA_PATH = Path(__file__).with_name("manifest.schema.json")
+
+
+@dataclass
+class FileEntry:
+    path: str
+    bytes: int
+    sha256: str
+
+
+@dataclass
+class InputEntry:
+    name: str
+    shape: list[int]
+    dtype: str
+
+
+@dataclass
+class Bar:
+    value: float
+    how: str
+    direction: str          # "at least" or "at most"
+    met: bool
+
+
+@dataclass
+class Baseline:
+    name: str
+    metric: float
+
+
+@dataclass
+class RolloutSummary:
+    name: str
+    summary: str
+
+
+@dataclass
+class Reference:
+    """torch fp32 on the held-out split (or sample inputs): what every artifact is held to."""
+
+    framework: str
+    metric_name: str | None
+    metric: float | None
+    eval_samples: int
+    eval_source: str
+    baseline: Baseline | None = None
+    bar: Bar | None = None
+    rollout: RolloutSummary | None = None
+    latency_ms: float | None = None
+    latency_p90_ms: float | None = None
+    latency_runs: int | None = None
+
+
+@dataclass
+class ArtifactRollout:
+    name: str
+    summary: str
+    trace_max_abs_diff: float
+    trace_match: float
+
+
+@dataclass
+class Artifact:
+    """One file (with its companions) in one format and precision, and its check."""
+
+    format: str
+    precision: str                     # "fp32" or "int8"
+    status: str                        # "ok" or "failed"
+    runtime: str
+    stage: str                         # how far it got: "convert", "check", "done"
+    path: str | None = None
+    bytes: int | None = None
+    sha256: str | None = None
+    files: list[FileEntry] = field(default_factory=list)
+    error: str | None = None
+    failure: str | None = None         # edgezoo.check.FailureKind's value
+    scheme: str | None = None          # how the converter or quantizer made it
+    int8_scheme: str | None = None     # "static" or "weights" (int8 rows)
+    int8_fraction: float | None = None
+    convert_s: float | None = None
+    precision_ran: str | None = None   # what the runtime reports computing in
+    runtime_detail: dict[str, typing.Any] = field(default_factory=dict)
+    metric: float | None = None
+    metric_delta: float | None = None
+    agreement: float | None = None
+    max_abs_diff: float | None = None
+    rel_error: float | None = None
+    cosine: float | None = None
+    rollout: ArtifactRollout | None = None
+    latency_ms: float | None = None
+    latency_p90_ms: float | None = None
+    latency_runs: int | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+@dataclass
+class Training:
+    seconds: float | None
+    threads: int | None
+
+
+@dataclass
+class Host:
+    machine: str
+    system: str
+    cpu: str
+    cpu_count: int | None
+
+
+@dataclass
+class Manifest:
+    model: str
+    description: str
+    task: str
+    dataset: str
+    weights: str
+    weights_sha256: str | None
+    inputs: list[InputEntry]
+    reference: Reference
+    training: Training | None
+    calibration: str | None
+    int8_scheme: str | None
+    int8_scheme_by_format: dict[str, str] | None
+    threads: int
+    host: Host
+    versions: dict[str, str | None]
+    seconds: float
+    artifacts: list[Artifact]
+    schema_version: int = SCHEMA_VERSION
+
+    def artifact(self, fmt: str, precision: str) -> Artifact | None:
+        return next((a for a in self.artifacts if (a.format, a.precision) == (fmt, precision)), None)
+
+    @property
+    def ok(self) -> bool:
+        return all(a.ok for a in self.artifacts)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str = "manifest") -> "Manifest":
+        """A manifest of this schema version; another version, or what is not a manifest, is
+        refused in one line."""
+        if not isinstance(data, dict):
+            raise BadInput(f"{source} is not an edgezoo manifest (a JSON object is expected): export again to write one")
+        version = data.get("schema_version")
+        if version != SCHEMA_VERSION:
+            said = "no schema version (written before manifests were versioned)" if version is None else f"schema version {version!r}"
+            raise BadInput(f"{source} has {said}; this edgezoo reads version {SCHEMA_VERSION}: export again with this edgezoo")
+        try:
+            return _build(cls, data)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise BadInput(f"{source} does not follow manifest schema {SCHEMA_VERSION} ({exc}): export again to rewrite it") from None
+
+
+def read_manifest(path: str | Path) -> Manifest:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"manifest {str(path)!r} cannot be read ({getattr(exc, 'strerror', None) or exc}): pass an export folder's manifest.json") from None
+    try:
+        data = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BadInput(f"manifest {str(path)!r} is not JSON ({str(exc)[:120]}): pass an export folder's manifest.json") from None
+    return Manifest.from_dict(data, f"manifest {str(path)!r}")
+
+
+def artifact_from(row: dict) -> Artifact:
+    """A row the pipeline built up field by field, checked against the types."""
+    return _build(Artifact, row)
+
+
+# ---- from the types: building from JSON, and the JSON Schema ----------------------------------
+
+def _hints(cls) -> dict[str, typing.Any]:
+    return typing.get_type_hints(cls)
+
+
+def _build(tp, value):
+    """``value`` (parsed JSON) as type ``tp``, checking kinds on the way."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _build(option, value)
+            except (TypeError, ValueError, KeyError) as exc:
+                errors.append(str(exc))
+        raise TypeError("; ".join(errors))
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise TypeError(f"{tp.__name__} must be an object, got {type(value).__name__}")
+        hints = _hints(tp)
+        unknown = set(value) - set(hints)
+        if unknown:
+            raise ValueError(f"{tp.__name__} has unknown fields {sorted(unknown)}")
+        missing = [f.name for f in dataclasses.fields(tp)
+                   if f.name not in value and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+        if missing:
+            raise KeyError(f"{tp.__name__} lacks {missing}")
+        return tp(**{k: _build(hints[k], v) for k, v in value.items()})
+    if origin is list:
+        if not isinstance(value, list):
+            raise TypeError(f"expected a list, got {type(value).__name__}")
+        (item,) = typing.get_args(tp)
+        return [_build(item, v) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise TypeError(f"expected an object, got {type(value).__name__}")
+        _, item = typing.get_args(tp)
+        return {str(k): _build(item, v) for k, v in value.items()}
+    if tp is typing.Any:
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"expected a number, got {type(value).__name__}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"expected an integer, got {type(value).__name__}")
+        return value
+    if tp in (str, bool):
+        if not isinstance(value, tp):
+            raise TypeError(f"expected {tp.__name__}, got {type(value).__name__}")
+        return value
+    raise TypeError(f"no rule for {tp!r}")
+
+
+def json_schema() -> dict:
+    """The JSON Schema (draft 2020-12) of Manifest, made from the dataclasses above."""
+    defs: dict[str, dict] = {}
+
+    def schema(tp) -> dict:
+        origin = typing.get_origin(tp)
+        if origin in (typing.Union, types.UnionType):
+            return {"anyOf": [schema(o) for o in typing.get_args(tp)]}
+        if tp is type(None):
+            return {"type": "null"}
+        if dataclasses.is_dataclass(tp):
+            if tp.__name__ not in defs:
+                defs[tp.__name__] = {}  # placeholder against recursion
+                hints = _hints(tp)
+                required = [f.name for f in dataclasses.fields(tp)
+                            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+                defs[tp.__name__] = {"type": "object", "properties": {n: schema(hints[n]) for n in hints},
+                                     "required": required, "additionalProperties": False}
+            return {"$ref": f"#/$defs/{tp.__name__}"}
+        if origin is list:
+            return {"type": "array", "items": schema(typing.get_args(tp)[0])}
+        if origin is dict:
+            return {"type": "object", "additionalProperties": schema(typing.get_args(tp)[1])}
+        if tp is typing.Any:
+            return {}
+        return {"type": {str: "string", int: "integer", float: "number", bool: "boolean"}[tp]}
+
+    schema(Manifest)
+    body = defs.pop("Manifest")
+    body["properties"]["schema_version"] = {"const": SCHEMA_VERSION}
+    body["required"].append("schema_version")
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"edgezoo-manifest-{SCHEMA_VERSION}",
+            "title": "edgezoo export manifest", **body, "$defs": defs}
+
+
+def render_schema() -> str:
+    return json.dumps(json_schema(), indent=1) + "\n"
