@@ -84,21 +84,23 @@ def _locked():
         yield
 
 
-def _store(entry: dict) -> list[dict]:
+def _store(entry: dict) -> None:
     """Merges one result into the stored ones (same model and seed: replaced)."""
     with _locked():
         stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
         stored = [e for e in stored if (e["model"], e["seed"]) != (entry["model"], entry["seed"])] + [entry]
         stored.sort(key=lambda e: (e["model"], e["seed"]))
         RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
-        return stored
 
 
-def _write_readme(entries: list[dict]) -> None:
+def _write_readme() -> list[dict]:
+    """Renders what is stored (read under the lock: another run may have stored more)."""
     from edgezoo.report import replace_block
 
     with _locked():
+        entries = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
         README.write_text(replace_block(README.read_text(), BEGIN, END, render(entries)))
+    return entries
 
 
 def main() -> int:
@@ -107,17 +109,15 @@ def main() -> int:
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
     parser.add_argument("--render", action="store_true")
     args = parser.parse_args()
-    entries = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
     if not args.render:
         from edgezoo import zoo
 
         for name in args.models.split(",") if args.models else zoo.names():
             for seed in (int(s) for s in args.seeds.split(",")):
                 entry = measure(name, seed)
-                entries = _store(entry)
+                _store(entry)
                 print(json.dumps(entry), flush=True)
-    _write_readme(entries)
-    print(render(entries))
+    print(render(_write_readme()))
     return 0
 
 

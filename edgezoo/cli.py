@@ -93,8 +93,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _exit_on_sigterm(signum, frame):
+    # SIGTERM's default ends the process where it stands; as an exception, cleanup runs (the
+    # staging folder goes, the output folder's lock is released) and no manifest is left half-true.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import signal
+
     args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         return args.func(args)
     except EdgezooError as exc:

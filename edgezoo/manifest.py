@@ -146,6 +146,7 @@ class Manifest:
     versions: dict[str, str | None]
     seconds: float
     artifacts: list[Artifact]
+    log: FileEntry | None = None       # export.log, when a step failed: edgezoo's to replace next time
     schema_version: int = SCHEMA_VERSION
 
     def artifact(self, fmt: str, precision: str) -> Artifact | None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import json
 import math
 import os
 import platform
@@ -23,17 +22,35 @@ from typing import Sequence
 
 import torch
 
-from . import progress, zoo
-from .check import FailureKind, Reference, judge_artifact, measure_artifact, nonfinite_reference, reference_outputs
+from . import manifest as manifest_types
+from . import outdir, progress, zoo
+from .check import (
+    FailureKind,
+    Reference,
+    judge_artifact,
+    measure_artifact,
+    nonfinite_reference,
+    reference_outputs,
+)
 from .devices import isolated
 from .devices.runners import measure_latency, torch_runner
-from . import manifest as manifest_types
 from .errors import BadInput, one_line
-from .manifest import Artifact, Bar, Baseline, Host, InputEntry, Manifest, RolloutSummary, Training, artifact_from
-from .fileio import sha256_file, write_text_atomic
 from .export import FORMATS, ExportContext, Format
+from .fileio import sha256_file, write_text_atomic
+from .manifest import (
+    Artifact,
+    Bar,
+    Baseline,
+    FileEntry,
+    Host,
+    InputEntry,
+    Manifest,
+    RolloutSummary,
+    Training,
+    artifact_from,
+)
 from .quantize import calibration
-from .registry import INT8_SCHEMES, InputSpec, ModelSpec
+from .registry import INT8_SCHEMES, ModelSpec
 from .usermodel import check_forward, is_user_ref, parse_input_shape, user_spec
 from .weights import load_into, read_state_dict
 
@@ -205,9 +222,57 @@ def export(
             calib_set = calibration.CalibrationSet([], "none (no format calibrates)")
 
     precisions = PRECISIONS if int8 else PRECISIONS[:1]
+    planned = [f.name for fmt in chosen for p in precisions for f in fmt.files(Path(fmt.file_name(spec.name, p)))]
+    with outdir.claimed(out_dir, planned) as claim:
+        rows, log_lines = _make_artifacts(chosen, precisions, spec, net, ref, calib_set, out_dir, threads)
+        log = None
+        log_path = out_dir / outdir.LOG
+        if log_lines:
+            write_text_atomic(log_path, "\n".join(log_lines))
+            log = FileEntry(log_path.name, log_path.stat().st_size, sha256_file(log_path))
+        elif log_path.exists():
+            log_path.unlink()  # edgezoo's: claimed() refused it otherwise
+        manifest = Manifest(
+            model=spec.name,
+            description=spec.description,
+            task=spec.task,
+            dataset=spec.dataset,
+            weights=weights_source,
+            weights_sha256=weights_sha256,
+            inputs=[InputEntry(i.name, list(i.shape), i.dtype) for i in spec.inputs],
+            reference=manifest_types.Reference(
+                framework="torch",
+                metric_name=spec.metric_name,
+                metric=ref.metric,
+                eval_samples=ref.n_samples,
+                eval_source=ref.source,
+                baseline=None if data is None or data.baseline is None else Baseline(*data.baseline),
+                bar=bar,
+                rollout=None if ref.rollout is None else RolloutSummary(data.rollout.name, ref.rollout.summary),
+                **reference_latency,
+            ),
+            training=None if training is None else Training(**training),
+            calibration=calib_set.source if calibrates else None,
+            int8_scheme=spec.int8_scheme if int8 else None,
+            int8_scheme_by_format={f.name: spec.int8_scheme_for(f.name) for f in chosen if spec.int8_scheme_for(f.name) != spec.int8_scheme} if int8 else None,
+            threads=threads,
+            host=_host(),
+            versions=_versions(chosen),
+            seconds=round(time.perf_counter() - started, 1),
+            artifacts=rows,
+            log=log,
+        )
+        write_text_atomic(out_dir / outdir.MANIFEST, manifest.to_json())
+        claim.finished()
+    return ExportResult(out_dir, manifest)
+
+
+def _make_artifacts(chosen, precisions, spec: ModelSpec, net, ref: Reference, calib_set, out_dir: Path, threads: int) -> tuple[list[Artifact], list[str]]:
+    """Every chosen format and precision, made in a staging folder and moved into ``out_dir``
+    once complete: (the rows, the log's lines for what failed)."""
     rows: list[Artifact] = []
     log_lines: list[str] = []
-    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=".edgezoo-staging-"))
+    staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=outdir.STAGING_PREFIX))
     try:
         ctx = ExportContext(
             model=net,
@@ -229,7 +294,8 @@ def export(
                         os.replace(f, out_dir / f.name)
                     row["path"] = final.name
                 else:
-                    # A file left at this path by an earlier run no longer matches the manifest.
+                    # An earlier run's file at this path (edgezoo's: claimed() checked) no longer
+                    # matches the manifest.
                     for f in fmt.files(final):
                         f.unlink(missing_ok=True)
                 if precision == "fp32" and row["stage"] == "done":
@@ -238,43 +304,7 @@ def export(
                 _print_row(rows[-1])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-    manifest = Manifest(
-        model=spec.name,
-        description=spec.description,
-        task=spec.task,
-        dataset=spec.dataset,
-        weights=weights_source,
-        weights_sha256=weights_sha256,
-        inputs=[InputEntry(i.name, list(i.shape), i.dtype) for i in spec.inputs],
-        reference=manifest_types.Reference(
-            framework="torch",
-            metric_name=spec.metric_name,
-            metric=ref.metric,
-            eval_samples=ref.n_samples,
-            eval_source=ref.source,
-            baseline=None if data is None or data.baseline is None else Baseline(*data.baseline),
-            bar=bar,
-            rollout=None if ref.rollout is None else RolloutSummary(data.rollout.name, ref.rollout.summary),
-            **reference_latency,
-        ),
-        training=None if training is None else Training(**training),
-        calibration=calib_set.source if calibrates else None,
-        int8_scheme=spec.int8_scheme if int8 else None,
-        int8_scheme_by_format={f.name: spec.int8_scheme_for(f.name) for f in chosen if spec.int8_scheme_for(f.name) != spec.int8_scheme} if int8 else None,
-        threads=threads,
-        host=_host(),
-        versions=_versions(chosen),
-        seconds=round(time.perf_counter() - started, 1),
-        artifacts=rows,
-    )
-    log_path = out_dir / "export.log"
-    if log_lines:
-        write_text_atomic(log_path, "\n".join(log_lines))
-    elif log_path.exists():
-        log_path.unlink()
-    write_text_atomic(out_dir / "manifest.json", manifest.to_json())
-    return ExportResult(out_dir, manifest)
+    return rows, log_lines
 
 
 def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Reference, threads, log_lines) -> dict:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from edgezoo.manifest import read_manifest
-
 import os
 import pickle
 
 import pytest
 import torch
+
+from edgezoo.manifest import read_manifest
 
 
 def _assert_one_line_error(result, *needles: str) -> str:
@@ -173,7 +173,6 @@ def test_calibration_sample_with_nan_is_refused_naming_file_and_sample(cli, user
 
 
 def _npy_with_header(path, shape, dtype="<f4", data=b""):
-    import numpy as np
     from numpy.lib import format as npy_format
 
     with open(path, "wb") as f:
@@ -225,7 +224,6 @@ def test_calibration_folder_skips_fifos_sockets_and_broken_links(cli, user_model
         sock.close()
     assert result.returncode == 0, result.stderr
     assert "skipped what is not a regular file: gone.npy (broken link), pipe.npy (FIFO), sock.npy (socket)" in result.stderr
-    import json
 
     assert read_manifest(out / "manifest.json").calibration == "user file calib, 3 samples"
 

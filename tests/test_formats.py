@@ -3,12 +3,11 @@ the manifest, the terminal table and `--formats` with no other change."""
 
 from __future__ import annotations
 
-from edgezoo.manifest import read_manifest
-
 import dataclasses
-import json
 
 import pytest
+
+from edgezoo.manifest import read_manifest
 
 
 @pytest.fixture

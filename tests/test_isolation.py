@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from edgezoo.manifest import read_manifest
-
 import dataclasses
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from edgezoo.devices.isolated import ArtifactCrashed, probe
+
+from edgezoo.manifest import read_manifest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

@@ -3,18 +3,17 @@ files on disk. A model registered today is covered today."""
 
 from __future__ import annotations
 
-from edgezoo.manifest import read_manifest
-
 import json
 
 import numpy as np
 import pytest
 import torch
-
-from edgezoo import zoo
 from edgezoo.devices.runners import output_tuple
 from edgezoo.export import FORMATS
+
+from edgezoo import zoo
 from edgezoo.fileio import sha256_file
+from edgezoo.manifest import read_manifest
 from edgezoo.pipeline import PRECISIONS
 
 MODELS = zoo.names()

