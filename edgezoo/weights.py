@@ -67,14 +67,14 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 def _refuse_zip_bomb(path: Path) -> None:
     """Reads the zip directory's declared sizes, never the records, and refuses what would inflate
     far beyond the file."""
-    if not zipfile.is_zipfile(path):
-        return
     size = path.stat().st_size
     try:
+        if not zipfile.is_zipfile(path):  # which itself raises on some damaged end records
+            return
         with zipfile.ZipFile(path) as zf:
             declared = sum(info.file_size for info in zf.infolist())
-    except (zipfile.BadZipFile, OSError, ValueError) as exc:
-        raise BadInput(f"weights file {str(path)!r} is a damaged zip ({one_line(exc)}): re-save it with torch.save(model.state_dict(), f)") from None
+    except Exception as exc:  # zipfile raises BadZipFile, NotImplementedError, struct.error, ... on crafted records
+        raise BadInput(f"weights file {str(path)!r} is a damaged zip ({type(exc).__name__}: {one_line(exc)}): re-save it with torch.save(model.state_dict(), f)") from None
     if declared > _MAX_INFLATION * size + _SLACK_BYTES:
         raise BadInput(f"weights file {str(path)!r} declares {declared:,} bytes of records in a file of {size:,} bytes: refused unread (a torch checkpoint stores its records uncompressed); re-save it with torch.save")
 

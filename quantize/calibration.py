@@ -102,10 +102,10 @@ def _load_npy(path: Path) -> np.ndarray:
             return np.load(path, allow_pickle=False)
     except BadInput:
         raise
-    except (ValueError, EOFError) as exc:
-        raise BadInput(f"{what} is not a plain numeric .npy ({one_line(exc)}): save it with np.save from a numeric array") from None
     except OSError as exc:
         raise BadInput(f"{what} cannot be read ({exc.strerror or exc}): save it with np.save") from None
+    except Exception as exc:  # numpy's header parser raises ValueError, SyntaxError, TokenError, ... on bad bytes
+        raise BadInput(f"{what} is not a plain numeric .npy ({type(exc).__name__}: {one_line(exc)}): save it with np.save from a numeric array") from None
 
 
 def _regular_npy_files(folder: Path) -> tuple[list[Path], list[str]]:
