@@ -16,7 +16,7 @@ def _cmd_export(args) -> int:
 
     result = export(args.model, int8=args.int8 or args.int8_scheme is not None, formats=args.formats, out=args.out, weights=args.weights,
                     input_shape=args.input_shape, calib=args.calib, calib_samples=args.calib_samples,
-                    threads=args.threads, retrain=args.retrain, int8_scheme=args.int8_scheme)
+                    threads=args.threads, retrain=args.retrain, int8_scheme=args.int8_scheme, timeout=args.timeout)
     Console(width=max(160, Console().width)).print(export_table(result.manifest))
     failed = [a for a in result.manifest.artifacts if not a.ok]
     print(f"manifest: {result.manifest_path}")
@@ -63,6 +63,7 @@ def _cmd_list(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     from .export import FORMATS
+    from .export.child import DEFAULT_STEP_TIMEOUT_S
 
     parser = argparse.ArgumentParser(prog="edgezoo", description="Train, export, int8-quantize and check models for the edge.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -81,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-samples", type=int, default=128, help="calibration samples to use (default 128)")
     p.add_argument("--threads", type=int, default=2, help="threads for every runtime when checking and timing (default 2)")
     p.add_argument("--retrain", action="store_true", help="train again even if a checkpoint is cached")
+    p.add_argument("--timeout", type=float, default=DEFAULT_STEP_TIMEOUT_S, metavar="SECONDS",
+                   help=f"limit for each conversion, quantization or first run of a file, in its child process (default {DEFAULT_STEP_TIMEOUT_S:.0f})")
     p.set_defaults(func=_cmd_export)
 
     p = sub.add_parser("train", help="train a zoo model and cache its checkpoint")

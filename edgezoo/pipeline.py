@@ -32,10 +32,10 @@ from .check import (
     nonfinite_reference,
     reference_outputs,
 )
-from .devices import isolated
 from .devices.runners import measure_latency, torch_runner
 from .errors import BadInput, one_line
-from .export import FORMATS, ExportContext, Format
+from .export import FORMATS, Format
+from .export.child import DEFAULT_STEP_TIMEOUT_S, ConverterChild, StepCrashed, StepFailed, name_of, write_job
 from .fileio import sha256_file, write_text_atomic
 from .manifest import (
     Artifact,
@@ -133,12 +133,14 @@ def resolve_spec(model: str | ModelSpec, input_shapes: Sequence[tuple[int, ...]]
     return spec
 
 
-def check_arguments(threads: int, calib_samples: int) -> None:
+def check_arguments(threads: int, calib_samples: int, timeout: float = DEFAULT_STEP_TIMEOUT_S) -> None:
     cores = os.cpu_count() or 1
     if not 1 <= threads <= cores:
         raise BadInput(f"--threads {threads}: this machine has {cores} CPU cores; pass a number from 1 to {cores}")
     if calib_samples < 1:
         raise BadInput(f"--calib-samples {calib_samples}: pass a positive number of calibration samples (default 128)")
+    if not timeout > 0:
+        raise BadInput(f"--timeout {timeout}: pass a positive number of seconds per conversion step (default {DEFAULT_STEP_TIMEOUT_S:.0f})")
 
 
 def load_model(spec: ModelSpec, weights: str | os.PathLike | None, retrain: bool = False) -> tuple[torch.nn.Module, str, str | None, dict | None]:
@@ -180,11 +182,12 @@ def export(
     threads: int = 2,
     retrain: bool = False,
     int8_scheme: str | None = None,
+    timeout: float = DEFAULT_STEP_TIMEOUT_S,
 ) -> ExportResult:
     """What `edgezoo export` does: every chosen format in fp32 (and int8), each checked against torch.
     ``int8_scheme`` ("static" or "weights") replaces the model card's choice for every format."""
     started = time.perf_counter()
-    check_arguments(threads, calib_samples)
+    check_arguments(threads, calib_samples, timeout)
     chosen = parse_formats(formats)
     shapes = [parse_input_shape(s) for s in ([input_shape] if isinstance(input_shape, str) else (input_shape or []))]
     spec = resolve_spec(model, shapes)
@@ -224,7 +227,7 @@ def export(
     precisions = PRECISIONS if int8 else PRECISIONS[:1]
     planned = [f.name for fmt in chosen for p in precisions for f in fmt.files(Path(fmt.file_name(spec.name, p)))]
     with outdir.claimed(out_dir, planned) as claim:
-        rows, log_lines = _make_artifacts(chosen, precisions, spec, net, ref, calib_set, out_dir, threads)
+        rows, log_lines = _make_artifacts(chosen, precisions, spec, net, ref, calib_set, out_dir, threads, timeout)
         log = None
         log_path = out_dir / outdir.LOG
         if log_lines:
@@ -267,74 +270,78 @@ def export(
     return ExportResult(out_dir, manifest)
 
 
-def _make_artifacts(chosen, precisions, spec: ModelSpec, net, ref: Reference, calib_set, out_dir: Path, threads: int) -> tuple[list[Artifact], list[str]]:
-    """Every chosen format and precision, made in a staging folder and moved into ``out_dir``
-    once complete: (the rows, the log's lines for what failed)."""
+def _make_artifacts(chosen, precisions, spec: ModelSpec, net, ref: Reference, calib_set, out_dir: Path, threads: int,
+                    timeout_s: float) -> tuple[list[Artifact], list[str]]:
+    """Every chosen format and precision, converted in a child process per format, made in a
+    staging folder and moved into ``out_dir`` once complete: (the rows, the log's lines for what
+    failed)."""
     rows: list[Artifact] = []
     log_lines: list[str] = []
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=outdir.STAGING_PREFIX))
     try:
-        ctx = ExportContext(
-            model=net,
-            example_inputs=tuple(torch.from_numpy(x) for x in ref.inputs[0]),
-            input_names=[i.name for i in spec.inputs],
-            output_names=[f"output{i}" if ref.n_outputs > 1 else "output" for i in range(ref.n_outputs)],
-            calibration=calib_set,
-            workdir=staging,
-            threads=threads,
-        )
+        job = write_job(net, *_builder_name(spec), ref.inputs[0], [i.name for i in spec.inputs],
+                        [f"output{i}" if ref.n_outputs > 1 else "output" for i in range(ref.n_outputs)], calib_set, staging, threads)
         for fmt in chosen:
             fp32_path = None
-            for precision in precisions:
-                final = out_dir / fmt.file_name(spec.name, precision)
-                with progress.step(f"{fmt.label} {precision}: convert and check"):
-                    row = _make_artifact(fmt, precision, ctx, staging / final.name, fp32_path, spec, ref, threads, log_lines)
-                if row.pop("landed", False):
-                    for f in fmt.files(staging / final.name):
-                        os.replace(f, out_dir / f.name)
-                    row["path"] = final.name
-                else:
-                    # An earlier run's file at this path (edgezoo's: claimed() checked) no longer
-                    # matches the manifest.
-                    for f in fmt.files(final):
-                        f.unlink(missing_ok=True)
-                if precision == "fp32" and row["stage"] == "done":
-                    fp32_path = out_dir / final.name
-                rows.append(artifact_from(row))
-                _print_row(rows[-1])
+            with ConverterChild(job, timeout_s) as child:
+                for precision in precisions:
+                    final = out_dir / fmt.file_name(spec.name, precision)
+                    with progress.step(f"{fmt.label} {precision}: convert and check"):
+                        row = _make_artifact(fmt, precision, child, staging / final.name, fp32_path, spec, ref, threads, log_lines)
+                    if row.pop("landed", False):
+                        for f in fmt.files(staging / final.name):
+                            os.replace(f, out_dir / f.name)
+                        row["path"] = final.name
+                    else:
+                        # An earlier run's file at this path (edgezoo's: claimed() checked) no
+                        # longer matches the manifest.
+                        for f in fmt.files(final):
+                            f.unlink(missing_ok=True)
+                    if precision == "fp32" and row["stage"] == "done":
+                        fp32_path = out_dir / final.name
+                    rows.append(artifact_from(row))
+                    _print_row(rows[-1])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return rows, log_lines
 
 
-def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Reference, threads, log_lines) -> dict:
+def _builder_name(spec: ModelSpec) -> tuple[str, dict, bool]:
+    """(the builder as a child imports it, its keyword arguments, whether it is a user's PATH.py:Class)."""
+    if spec.origin is not None:
+        return spec.origin, dict(spec.build_kwargs), True
+    return name_of(spec.builder), dict(spec.build_kwargs), False
+
+
+def _make_artifact(fmt, precision, child: ConverterChild, staged: Path, fp32_path, spec, ref: Reference, threads, log_lines) -> dict:
     row: dict = {"format": fmt.name, "precision": precision, "path": None, "bytes": None, "sha256": None, "status": "failed",
                  "metric": None, "metric_delta": None, "agreement": None, "max_abs_diff": None, "rel_error": None, "cosine": None,
                  "latency_ms": None, "runtime": fmt.runtime, "precision_ran": None, "int8_scheme": None, "scheme": None, "error": None, "failure": None, "stage": "convert"}
     t0 = time.perf_counter()
-    try:
+    try:  # in the format's child process: a converter that dies or hangs fails this row only
         if precision == "fp32":
-            row["scheme"] = fmt.export_fp32(ctx, staged) or "fp32"
+            row["scheme"] = child.convert(fmt.export_fp32, staged) or "fp32"
         else:
             if fp32_path is None:
-                raise RuntimeError(f"needs the fp32 {fmt.name} artifact, which could not be made")
+                raise StepFailed("RuntimeError", f"needs the fp32 {fmt.name} artifact, which could not be made", "")
             row["int8_scheme"] = spec.int8_scheme_for(fmt.name)
-            row["scheme"] = fmt.quantize_int8(ctx, fp32_path, staged, row["int8_scheme"])
-    except Exception as exc:  # a converter's failure is a failed row, not a dead tool
-        row["error"] = f"{fmt.converter(precision)} failed: {type(exc).__name__}: {one_line(exc)}"
-        row["failure"] = FailureKind.CONVERT.value
-        log_lines.append(f"== {fmt.name} {precision}: {row['error']}\n" + "".join(traceback.format_exception(exc)))
+            row["scheme"] = child.convert(fmt.quantize_int8, fp32_path, staged, row["int8_scheme"])
+        row["int8_fraction"] = round(child.call(fmt.int8_fraction, staged), 4)
+    except (StepFailed, StepCrashed) as exc:  # a converter's failure is a failed row, not a dead tool
+        crashed = isinstance(exc, StepCrashed)
+        row["error"] = f"{fmt.converter(precision)} {exc}" if crashed else f"{fmt.converter(precision)} failed: {exc.kind}: {one_line(exc)}"
+        row["failure"] = (FailureKind.CRASH if crashed else FailureKind.CONVERT).value
+        log_lines.append(f"== {fmt.name} {precision}: {row['error']}\n" + ("" if crashed else exc.trace))
         return row
     files = fmt.files(staged)
     row["bytes"] = sum(f.stat().st_size for f in files)
     row["files"] = [{"path": f.name, "bytes": f.stat().st_size, "sha256": sha256_file(f)} for f in files]
     row["sha256"] = row["files"][0]["sha256"]  # files[0] is the main file
     row["convert_s"] = round(time.perf_counter() - t0, 2)
-    row["int8_fraction"] = round(fmt.int8_fraction(staged), 4)
     row["stage"] = "check"
     try:
-        if fmt.probe_in_child:
-            isolated.probe(fmt.runner, fmt.runtime, staged, threads, ref.inputs[0])
+        # Loaded and run once in the child first: a runtime that dies on the file fails this row.
+        child.probe(fmt.runner, staged, threads, ref.inputs[0])
         runner = fmt.runner(staged, threads)
         # "as stored": the runtime computes in the artifact's own types. OpenVINO picks a float
         # precision for whatever is not int8; record it, since bf16 would not match torch.
@@ -352,11 +359,12 @@ def _make_artifact(fmt, precision, ctx, staged: Path, fp32_path, spec, ref: Refe
             row.update(status="failed", error=failure.message, failure=failure.kind.value)
         row.update(measure_latency(runner, ref.inputs[0]))
     except Exception as exc:
-        crashed = isinstance(exc, isolated.ArtifactCrashed)
+        crashed = isinstance(exc, StepCrashed)
+        kind = exc.kind if isinstance(exc, StepFailed) else type(exc).__name__
         row["status"] = "failed"
         row["failure"] = (FailureKind.CRASH if crashed else FailureKind.RUN).value
-        row["error"] = one_line(exc) if crashed else f"{fmt.runtime} could not run the artifact: {type(exc).__name__}: {one_line(exc)}"
-        log_lines.append(f"== {fmt.name} {precision}: {row['error']}\n" + "".join(traceback.format_exception(exc)))
+        row["error"] = f"{fmt.runtime} {exc}" if crashed else f"{fmt.runtime} could not run the artifact: {kind}: {one_line(exc)}"
+        log_lines.append(f"== {fmt.name} {precision}: {row['error']}\n" + (exc.trace if isinstance(exc, StepFailed) else "".join(traceback.format_exception(exc))))
         return row
     # A complete artifact that misses its bound still lands (to inspect), flagged failed.
     row["landed"] = True

@@ -98,6 +98,8 @@ class ModelSpec:
     trainer: Callable[["ModelSpec"], tuple[torch.nn.Module, dict]] | None = None
     # The test suite's configuration: same code, smaller. Keys: build_kwargs, input_shapes, stages.
     small: dict = field(default_factory=dict)
+    # PATH.py:Class for a user's model, whose builder a child process cannot import by name.
+    origin: str | None = None
 
     def __post_init__(self):
         for scheme in (self.int8_scheme, *self.int8_scheme_by_format.values()):

@@ -83,6 +83,7 @@ def user_spec(ref: str, input_shapes: list[tuple[int, ...]]) -> ModelSpec:
         metric_name=None,
         recipe=TrainRecipe(stages=(), batch_size=1),
         description=f"{cls.__name__} from {ref.rsplit(':', 1)[0]}",
+        origin=f"{Path(ref.rsplit(':', 1)[0]).resolve()}:{cls.__name__}",
     )
 
 

@@ -5,6 +5,7 @@ Checking, hashing, atomic placement and the manifest are written once, in edgezo
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -42,6 +43,22 @@ class ExportContext:
         return value
 
 
+def name_of(function: Callable) -> str:
+    """``module:qualname`` a spawned child imports; refused for what it cannot import."""
+    qualname = getattr(function, "__qualname__", "")
+    if "<locals>" in qualname or not getattr(function, "__module__", None):
+        raise TypeError(f"{function!r} runs in a child process, so it must be defined at a module's top level")
+    return f"{function.__module__}:{qualname}"
+
+
+def by_name(name: str):
+    module, qualname = name.split(":")
+    target = importlib.import_module(module)
+    for part in qualname.split("."):
+        target = getattr(target, part)
+    return target
+
+
 @dataclass(frozen=True)
 class Format:
     """Everything generic code knows of a format: the pipeline, the manifest, the terminal table,
@@ -70,9 +87,11 @@ class Format:
     float_precision: str = "fp32"
     companions: tuple[str, ...] = ()   # other suffixes that belong to the artifact (OpenVINO's .bin)
     packages: tuple[str, ...] = ()     # distributions whose versions the manifest records
-    # Load and run each artifact once in a child process before in-process: for a runtime measured
-    # to abort in native code on some files (LiteRT), so the crash fails one row, not the export.
-    probe_in_child: bool = False
+
+    def __post_init__(self):
+        # They run in a child process, which finds them by name.
+        for function in (self.export_fp32, self.quantize_int8, self.runner, self.int8_fraction):
+            name_of(function)
 
     def files(self, path: Path) -> list[Path]:
         return [path] + [path.with_suffix(s) for s in self.companions]

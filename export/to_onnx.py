@@ -12,12 +12,18 @@ from .base import ExportContext, Format
 
 
 def onnx_graph(ctx: ExportContext) -> Path:
-    """The fp32 ONNX graph, exported once per call and shared (OpenVINO converts from it)."""
+    """The fp32 ONNX graph, exported once per export and shared (OpenVINO converts from it): each
+    format's child process finds it in the staging folder once one of them has made it."""
 
     def make() -> Path:
+        import os
+
         import torch
 
         path = ctx.workdir / "graph.onnx"
+        if path.is_file():
+            return path
+        partial = ctx.workdir / "graph.partial.onnx"  # a child killed mid-write leaves no graph behind
         with quiet_native():
             program = torch.onnx.export(
                 ctx.model,
@@ -29,10 +35,11 @@ def onnx_graph(ctx: ExportContext) -> Path:
                 output_names=ctx.output_names,
                 verbose=False,
             )
-            program.save(str(path), external_data=False)
+            program.save(str(partial), external_data=False)
         import onnx
 
-        onnx.checker.check_model(str(path), full_check=True)
+        onnx.checker.check_model(str(partial), full_check=True)
+        os.replace(partial, path)
         return path
 
     return ctx.once("onnx", make)

@@ -53,5 +53,4 @@ TFLITE = Format(
     fp32_note="litert-torch",
     int8_note="full-integer (int8 in and out), ai-edge-quantizer static, min/max calibration",
     packages=("litert-torch", "ai-edge-litert", "ai-edge-quantizer"),
-    probe_in_child=True,  # LiteRT 2.3 aborts (SIGABRT) loading ai-edge-quantizer's full-integer GPT
 )

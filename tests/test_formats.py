@@ -4,6 +4,7 @@ the manifest, the terminal table and `--formats` with no other change."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -42,10 +43,10 @@ def test_a_new_formats_converter_is_named_when_it_fails(renamed_onnx, user_model
     from edgezoo import cli
     from edgezoo import export as export_package
 
-    def broken(ctx, path):
-        raise RuntimeError("no such op")
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "fixtures"))  # the child finds the converter by name
+    from crashing_runtimes import raising_converter
 
-    monkeypatch.setitem(export_package.FORMATS, "onnx_copy", dataclasses.replace(renamed_onnx, export_fp32=broken))
+    monkeypatch.setitem(export_package.FORMATS, "onnx_copy", dataclasses.replace(renamed_onnx, export_fp32=raising_converter))
     out = tmp_path / "out"
     code = cli.main(["export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--formats", "onnx_copy,onnx", "--out", str(out)])
     assert code == 1
@@ -60,3 +61,11 @@ def test_unknown_format_lists_the_table(renamed_onnx):
 
     with pytest.raises(BadInput, match="choose from onnx,tflite,openvino,onnx_copy"):
         parse_formats("onnx_cop,nope")
+
+
+def test_a_formats_functions_must_be_importable_by_name(renamed_onnx):
+    def local(ctx, path):
+        return None
+
+    with pytest.raises(TypeError, match="must be defined at a module's top level"):
+        dataclasses.replace(renamed_onnx, export_fp32=local)

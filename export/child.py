@@ -1,0 +1,250 @@
+"""Converters and quantizers run in a child process, one per format, with a timeout per step.
+
+A converter can segfault, abort or hang on a model (measured: LiteRT 2.3 aborting on
+ai-edge-quantizer's full-integer GPT). In a child, that becomes a failed row naming the signal or
+the timeout, and the other formats still land. The child is a fresh interpreter, not a fork: OpenVINO's TBB and
+OpenMP thread pools are not fork-safe, and the parent has used both by then. So the child
+rebuilds the torch model from its builder's name and the exact weights the parent checked, and
+calls the format's functions by name (a Format's functions are module-level for that reason).
+
+After a file is made, the same child loads it and runs it once in its runtime (the probe): a
+runtime that dies on a file kills the child, not the export. One child serves a format's fp32 and
+int8 steps, so the converter is imported once; a step that crashes or times out takes its child
+with it, and the next step starts a fresh one.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .base import by_name, name_of
+
+# The slowest step measured on the zoo is 19 s (AlexNet's full-integer TFLite on 2 cores), plus up
+# to ~10 s for a child to import torch and a converter: 600 s is 20x that, for slower machines.
+DEFAULT_STEP_TIMEOUT_S = 600.0
+
+
+class StepFailed(RuntimeError):
+    """The step raised in the child: ``kind`` and ``message`` as the converter said, ``trace`` its traceback."""
+
+    def __init__(self, kind: str, message: str, trace: str):
+        super().__init__(message)
+        self.kind, self.trace = kind, trace
+
+
+class StepCrashed(RuntimeError):
+    """The child died (a signal) or outlived the step's timeout."""
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """How a child builds the parent's torch model: a builder by name (or a user's PATH.py:Class),
+    its keyword arguments, and the weights file the parent wrote from the model it checked."""
+
+    builder: str                 # "module:qualname", or "PATH.py:Class" when ``from_file``
+    kwargs: dict
+    weights: str
+    from_file: bool = False
+
+    def build(self):
+        import torch
+
+        if self.from_file:
+            from ..usermodel import load_user_class
+
+            builder = load_user_class(self.builder)
+        else:
+            builder = by_name(self.builder)
+        model = builder(**self.kwargs)
+        model.load_state_dict(torch.load(self.weights, map_location="cpu", weights_only=True), strict=True)
+        return model.eval()
+
+
+@dataclass(frozen=True)
+class ChildJob:
+    """What every step of one export shares, as files and names a spawned child can read."""
+
+    model: ModelSource
+    example_inputs: str          # .npz of the model's input tuple
+    input_names: list[str]
+    output_names: list[str]
+    calibration: str             # .npz of the calibration samples, flattened: sample i, input k -> "s{i}_{k}"
+    calibration_source: str
+    workdir: str
+    threads: int
+
+
+def write_job(model, source_builder: str, kwargs: dict, from_file: bool, example_inputs: Sequence[np.ndarray], input_names, output_names,
+              calibration, workdir: Path, threads: int) -> ChildJob:
+    """Writes the model's weights, its example inputs and the calibration samples into ``workdir``."""
+    import torch
+
+    weights = workdir / "child-model.pt"
+    with open(weights, "wb") as f:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, f)
+    inputs = workdir / "child-inputs.npz"
+    np.savez(inputs, *[np.asarray(x) for x in example_inputs])
+    samples = workdir / "child-calibration.npz"
+    np.savez(samples, **{f"s{i}_{k}": np.asarray(x) for i, sample in enumerate(calibration.samples) for k, x in enumerate(sample)})
+    return ChildJob(ModelSource(source_builder, dict(kwargs), str(weights), from_file), str(inputs), list(input_names), list(output_names),
+                    str(samples), calibration.source, str(workdir), threads)
+
+
+def _context(job: ChildJob):
+    import torch
+
+    from ..quantize.calibration import CalibrationSet
+    from .base import ExportContext
+
+    with np.load(job.example_inputs) as f:
+        inputs = tuple(torch.from_numpy(f[f"arr_{i}"]) for i in range(len(f.files)))
+    with np.load(job.calibration) as f:
+        count = len({key.split("_")[0] for key in f.files})
+        samples = [tuple(f[f"s{i}_{k}"] for k in range(len(inputs))) for i in range(count)]
+    return ExportContext(model=job.model.build(), example_inputs=inputs, input_names=job.input_names, output_names=job.output_names,
+                         calibration=CalibrationSet(samples, job.calibration_source), workdir=Path(job.workdir), threads=job.threads)
+
+
+def _serve(fd: int) -> None:
+    """The child: takes the parent's sys.path and the job, then answers step requests until the
+    parent closes the connection."""
+    from multiprocessing.connection import Connection
+
+    conn = Connection(fd)
+    sys.path[:] = conn.recv()
+    job = conn.recv()
+    from ..quiet import quiet_native
+
+    ctx = None
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:
+            return
+        try:
+            function = by_name(request["function"])
+            with quiet_native():
+                if request["op"] == "convert":
+                    ctx = ctx or _context(job)  # built once, on the first conversion
+                    result = function(ctx, *request["args"])
+                elif request["op"] == "probe":
+                    result = _probe(function, request["args"])
+                else:
+                    result = function(*request["args"])
+            conn.send(("ok", result))
+        except Exception as exc:
+            conn.send(("error", type(exc).__name__, str(exc), "".join(traceback.format_exception(exc))))
+
+
+def _probe(runner, args) -> None:
+    path, threads, feed = args
+    runner(Path(path), threads)(list(feed))
+
+
+class ConverterChild:
+    """One spawned child for one format's steps. ``convert`` and ``probe`` raise StepFailed for
+    a Python error in the child, StepCrashed for a signal or a timeout (the child is then gone,
+    and the next step starts a fresh one)."""
+
+    def __init__(self, job: ChildJob, timeout_s: float = DEFAULT_STEP_TIMEOUT_S):
+        self.job, self.timeout_s = job, timeout_s
+        self._process = self._conn = None
+        self._process_exitcode: int | None = None
+
+    def convert(self, function: Callable, *args) -> object:
+        return self._ask({"op": "convert", "function": name_of(function), "args": args}, "converting")
+
+    def call(self, function: Callable, *args) -> object:
+        """``function(*args)`` in the child: reading a file a converter just made, say."""
+        return self._ask({"op": "call", "function": name_of(function), "args": args}, f"running {function.__name__}")
+
+    def probe(self, runner: Callable, path: Path, threads: int, inputs: Sequence[np.ndarray]) -> None:
+        self._ask({"op": "probe", "function": name_of(runner), "args": (str(path), threads, [np.asarray(x) for x in inputs])}, "loading and running the artifact")
+
+    def _ask(self, request: dict, doing: str):
+        if self._process is None or self._process.poll() is not None:
+            self._start()
+        reply = None
+        deadline = time.monotonic() + self.timeout_s
+        try:
+            self._conn.send(request)
+            # Not EOF alone: a process the converter started may still hold the socket open
+            # after the child itself died. So the child's own liveness is checked as well.
+            while time.monotonic() < deadline:
+                if self._conn.poll(0.1):
+                    reply = self._conn.recv()
+                    break
+                if self._process.poll() is not None:
+                    if self._conn.poll(0.5):  # a reply sent just before it exited
+                        reply = self._conn.recv()
+                    break
+        except (EOFError, OSError):
+            reply = None
+        if reply is None:
+            # Timed out only if the clock says so: a dying child closes its socket a moment
+            # before it can be reaped, so liveness alone would misreport a crash as a hang.
+            timed_out = time.monotonic() >= deadline
+            if not timed_out:
+                try:
+                    self._process.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    pass
+            self.close()
+            if timed_out:
+                raise StepCrashed(f"did not finish {doing} in {self.timeout_s:.0f} s (child process killed; --timeout sets the limit)")
+            code = self._process_exitcode
+            said = signal.Signals(-code).name if code is not None and code < 0 and -code in signal.valid_signals() else f"exit code {code}"
+            raise StepCrashed(f"crashed ({said}) {doing}, in a child process")
+        if reply[0] == "error":
+            raise StepFailed(reply[1], reply[2], reply[3])
+        return reply[1]
+
+    def _start(self) -> None:
+        """A fresh interpreter (not multiprocessing's spawn, which re-runs the caller's __main__
+        script in the child), in its own session so that killing it takes along whatever the
+        converter started, working in the staging folder (where no source tree can shadow the
+        installed package)."""
+        from multiprocessing.connection import Connection
+
+        mine, theirs = socket.socketpair()
+        code = f"from edgezoo.export.child import _serve; _serve({theirs.fileno()})"
+        self._process = subprocess.Popen([sys.executable, "-c", code], pass_fds=[theirs.fileno()], cwd=self.job.workdir, start_new_session=True)
+        theirs.close()
+        self._conn = Connection(mine.detach())
+        self._conn.send([p for p in sys.path if p])
+        self._conn.send(self.job)
+
+    def close(self) -> None:
+        if self._process is None:
+            return
+        try:  # the child leads its own process group: what the converter started goes with it
+            os.killpg(self._process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        self._process.wait(timeout=30)
+        self._process_exitcode = self._process.returncode
+        self._conn.close()
+        self._process = self._conn = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self._process is not None and self._process.poll() is None:
+            try:
+                self._conn.close()  # the child sees EOF and returns
+                self._process.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.close()  # closing the connection twice is harmless
