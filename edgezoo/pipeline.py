@@ -35,7 +35,7 @@ from .check import (
 from .devices.runners import measure_latency, torch_runner
 from .errors import BadInput, one_line
 from .export import FORMATS, Format
-from .export.child import DEFAULT_STEP_TIMEOUT_S, ConverterChild, StepCrashed, StepFailed, name_of, write_job
+from .export.child import DEFAULT_STEP_TIMEOUT_S, ConverterChild, InProcess, StepCrashed, StepFailed, child_for, name_of, write_job
 from .fileio import sha256_file, write_text_atomic
 from .manifest import (
     Artifact,
@@ -183,9 +183,12 @@ def export(
     retrain: bool = False,
     int8_scheme: str | None = None,
     timeout: float = DEFAULT_STEP_TIMEOUT_S,
+    isolate: bool = True,
 ) -> ExportResult:
     """What `edgezoo export` does: every chosen format in fp32 (and int8), each checked against torch.
-    ``int8_scheme`` ("static" or "weights") replaces the model card's choice for every format."""
+    ``int8_scheme`` ("static" or "weights") replaces the model card's choice for every format.
+    ``isolate=False`` runs the converters in this process, without the wall (for measuring what
+    the wall costs, or for a debugger): a converter's crash then ends the export."""
     started = time.perf_counter()
     check_arguments(threads, calib_samples, timeout)
     chosen = parse_formats(formats)
@@ -227,7 +230,7 @@ def export(
     precisions = PRECISIONS if int8 else PRECISIONS[:1]
     planned = [f.name for fmt in chosen for p in precisions for f in fmt.files(Path(fmt.file_name(spec.name, p)))]
     with outdir.claimed(out_dir, planned) as claim:
-        rows, log_lines = _make_artifacts(chosen, precisions, spec, net, ref, calib_set, out_dir, threads, timeout)
+        rows, log_lines = _make_artifacts(chosen, precisions, spec, net, ref, calib_set, out_dir, threads, timeout, isolate)
         log = None
         log_path = out_dir / outdir.LOG
         if log_lines:
@@ -271,7 +274,7 @@ def export(
 
 
 def _make_artifacts(chosen, precisions, spec: ModelSpec, net, ref: Reference, calib_set, out_dir: Path, threads: int,
-                    timeout_s: float) -> tuple[list[Artifact], list[str]]:
+                    timeout_s: float, isolate: bool) -> tuple[list[Artifact], list[str]]:
     """Every chosen format and precision, converted in a child process per format, made in a
     staging folder and moved into ``out_dir`` once complete: (the rows, the log's lines for what
     failed)."""
@@ -281,26 +284,29 @@ def _make_artifacts(chosen, precisions, spec: ModelSpec, net, ref: Reference, ca
     try:
         job = write_job(net, *_builder_name(spec), ref.inputs[0], [i.name for i in spec.inputs],
                         [f"output{i}" if ref.n_outputs > 1 else "output" for i in range(ref.n_outputs)], calib_set, staging, threads)
+        steps = {fmt.name: child_for(fmt.name, job, timeout_s) if isolate else InProcess(job) for fmt in chosen}
+        for child in steps.values():
+            child.start()  # all at once: a format's child imports its converter while the one before works
         for fmt in chosen:
             fp32_path = None
-            with ConverterChild(job, timeout_s) as child:
-                for precision in precisions:
-                    final = out_dir / fmt.file_name(spec.name, precision)
-                    with progress.step(f"{fmt.label} {precision}: convert and check"):
-                        row = _make_artifact(fmt, precision, child, staging / final.name, fp32_path, spec, ref, threads, log_lines)
-                    if row.pop("landed", False):
-                        for f in fmt.files(staging / final.name):
-                            os.replace(f, out_dir / f.name)
-                        row["path"] = final.name
-                    else:
-                        # An earlier run's file at this path (edgezoo's: claimed() checked) no
-                        # longer matches the manifest.
-                        for f in fmt.files(final):
-                            f.unlink(missing_ok=True)
-                    if precision == "fp32" and row["stage"] == "done":
-                        fp32_path = out_dir / final.name
-                    rows.append(artifact_from(row))
-                    _print_row(rows[-1])
+            child = steps[fmt.name]
+            for precision in precisions:
+                final = out_dir / fmt.file_name(spec.name, precision)
+                with progress.step(f"{fmt.label} {precision}: convert and check"):
+                    row = _make_artifact(fmt, precision, child, staging / final.name, fp32_path, spec, ref, threads, log_lines)
+                if row.pop("landed", False):
+                    for f in fmt.files(staging / final.name):
+                        os.replace(f, out_dir / f.name)
+                    row["path"] = final.name
+                else:
+                    # An earlier run's file at this path (edgezoo's: claimed() checked) no
+                    # longer matches the manifest.
+                    for f in fmt.files(final):
+                        f.unlink(missing_ok=True)
+                if precision == "fp32" and row["stage"] == "done":
+                    fp32_path = out_dir / final.name
+                rows.append(artifact_from(row))
+                _print_row(rows[-1])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return rows, log_lines

@@ -20,6 +20,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from dataclasses import dataclass
@@ -117,26 +118,28 @@ def _context(job: ChildJob):
 
 
 def _serve(fd: int) -> None:
-    """The child: takes the parent's sys.path and the job, then answers step requests until the
-    parent closes the connection."""
+    """The child: answers requests until the parent closes the connection (or exits, however it
+    exits). A "job" request switches to another export's model and the parent's sys.path."""
     from multiprocessing.connection import Connection
 
     conn = Connection(fd)
-    sys.path[:] = conn.recv()
-    job = conn.recv()
     from ..quiet import quiet_native
 
-    ctx = None
+    job, ctx = None, None
     while True:
         try:
             request = conn.recv()
         except EOFError:
             return
+        if request["op"] == "job":
+            job, ctx = request["job"], None
+            sys.path[:] = request["path"]  # the parent's, as it is now
+            continue
         try:
             function = by_name(request["function"])
             with quiet_native():
                 if request["op"] == "convert":
-                    ctx = ctx or _context(job)  # built once, on the first conversion
+                    ctx = ctx or _context(job)  # built once per job, on its first conversion
                     result = function(ctx, *request["args"])
                 elif request["op"] == "probe":
                     result = _probe(function, request["args"])
@@ -153,14 +156,31 @@ def _probe(runner, args) -> None:
 
 
 class ConverterChild:
-    """One spawned child for one format's steps. ``convert`` and ``probe`` raise StepFailed for
-    a Python error in the child, StepCrashed for a signal or a timeout (the child is then gone,
-    and the next step starts a fresh one)."""
+    """A child process for one format's steps. ``convert``, ``call`` and ``probe`` raise StepFailed
+    for a Python error in the child, StepCrashed for a signal or a timeout (the child is then gone,
+    and the next step starts a fresh one). A child outlives one export: ``use`` hands it the next
+    job, so a process that exports many models (the test suite, the zoo benchmark) imports each
+    converter once."""
 
-    def __init__(self, job: ChildJob, timeout_s: float = DEFAULT_STEP_TIMEOUT_S):
+    def __init__(self, timeout_s: float = DEFAULT_STEP_TIMEOUT_S):
+        self.job: ChildJob | None = None
+        self.timeout_s = timeout_s
+        self._process: subprocess.Popen | None = None
+        self._conn = None
+
+    def use(self, job: ChildJob, timeout_s: float) -> "ConverterChild":
         self.job, self.timeout_s = job, timeout_s
-        self._process = self._conn = None
-        self._process_exitcode: int | None = None
+        if self._alive():
+            self._send_job()
+        return self
+
+    def _send_job(self) -> None:
+        self._conn.send({"op": "job", "job": self.job, "path": [p for p in sys.path if p]})
+
+    def start(self) -> None:
+        """Starts the child now (it imports while other work goes on); steps start it anyway."""
+        if not self._alive():
+            self._start()
 
     def convert(self, function: Callable, *args) -> object:
         return self._ask({"op": "convert", "function": name_of(function), "args": args}, "converting")
@@ -172,9 +192,11 @@ class ConverterChild:
     def probe(self, runner: Callable, path: Path, threads: int, inputs: Sequence[np.ndarray]) -> None:
         self._ask({"op": "probe", "function": name_of(runner), "args": (str(path), threads, [np.asarray(x) for x in inputs])}, "loading and running the artifact")
 
+    def _alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
     def _ask(self, request: dict, doing: str):
-        if self._process is None or self._process.poll() is not None:
-            self._start()
+        self.start()
         reply = None
         deadline = time.monotonic() + self.timeout_s
         try:
@@ -191,6 +213,9 @@ class ConverterChild:
                     break
         except (EOFError, OSError):
             reply = None
+        except BaseException:  # Ctrl-C, SIGTERM: the child has its own session; take it down too
+            self.close()
+            raise
         if reply is None:
             # Timed out only if the clock says so: a dying child closes its socket a moment
             # before it can be reaped, so liveness alone would misreport a crash as a hang.
@@ -200,10 +225,9 @@ class ConverterChild:
                     self._process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     pass
-            self.close()
+            code = self.close()
             if timed_out:
                 raise StepCrashed(f"did not finish {doing} in {self.timeout_s:.0f} s (child process killed; --timeout sets the limit)")
-            code = self._process_exitcode
             said = signal.Signals(-code).name if code is not None and code < 0 and -code in signal.valid_signals() else f"exit code {code}"
             raise StepCrashed(f"crashed ({said}) {doing}, in a child process")
         if reply[0] == "error":
@@ -212,39 +236,71 @@ class ConverterChild:
 
     def _start(self) -> None:
         """A fresh interpreter (not multiprocessing's spawn, which re-runs the caller's __main__
-        script in the child), in its own session so that killing it takes along whatever the
-        converter started, working in the staging folder (where no source tree can shadow the
-        installed package)."""
+        script in the child) in isolated mode (-I: no folder on the way, the working one included,
+        can shadow the installed package), in its own session so that killing it takes along
+        whatever the converter started."""
         from multiprocessing.connection import Connection
 
         mine, theirs = socket.socketpair()
         code = f"from edgezoo.export.child import _serve; _serve({theirs.fileno()})"
-        self._process = subprocess.Popen([sys.executable, "-c", code], pass_fds=[theirs.fileno()], cwd=self.job.workdir, start_new_session=True)
+        self._process = subprocess.Popen([sys.executable, "-I", "-c", code], pass_fds=[theirs.fileno()], cwd=tempfile.gettempdir(),
+                                         start_new_session=True)
         theirs.close()
         self._conn = Connection(mine.detach())
-        self._conn.send([p for p in sys.path if p])
-        self._conn.send(self.job)
+        self._send_job()
 
-    def close(self) -> None:
+    def close(self) -> int | None:
+        """Kills the child and what it started; returns its exit code."""
         if self._process is None:
-            return
-        try:  # the child leads its own process group: what the converter started goes with it
+            return None
+        try:  # the child leads its own process group
             os.killpg(self._process.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
         self._process.wait(timeout=30)
-        self._process_exitcode = self._process.returncode
+        code = self._process.returncode
         self._conn.close()
         self._process = self._conn = None
+        return code
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, *exc):
-        if self._process is not None and self._process.poll() is None:
-            try:
-                self._conn.close()  # the child sees EOF and returns
-                self._process.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        self.close()  # closing the connection twice is harmless
+_CHILDREN: dict[str, ConverterChild] = {}
+
+
+def child_for(format_name: str, job: ChildJob, timeout_s: float) -> ConverterChild:
+    """This process's child for one format, switched to ``job``. Children exit with the process
+    (their connection closes), however it exits."""
+    return _CHILDREN.setdefault(format_name, ConverterChild()).use(job, timeout_s)
+
+
+class InProcess:
+    """The same steps in the exporting process, without the wall: what benchmarks/isolation.py
+    compares against, and a way to step into a converter with a debugger."""
+
+    def __init__(self, job: ChildJob):
+        self.job, self._ctx = job, None
+
+    def start(self) -> None:
+        pass
+
+    def convert(self, function: Callable, *args) -> object:
+        from ..quiet import quiet_native
+
+        self._ctx = self._ctx or _context(self.job)
+        return self._run(lambda: function(self._ctx, *args), quiet_native)
+
+    def call(self, function: Callable, *args) -> object:
+        return self._run(lambda: function(*args))
+
+    def probe(self, runner: Callable, path: Path, threads: int, inputs: Sequence[np.ndarray]) -> None:
+        self._run(lambda: _probe(runner, (str(path), threads, list(inputs))))
+
+    @staticmethod
+    def _run(step, quiet=None):
+        import contextlib
+
+        try:
+            with quiet() if quiet else contextlib.nullcontext():
+                return step()
+        except Exception as exc:
+            raise StepFailed(type(exc).__name__, str(exc), "".join(traceback.format_exception(exc))) from exc

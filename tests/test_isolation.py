@@ -34,8 +34,9 @@ def crashing(monkeypatch):
 @pytest.fixture
 def child(tmp_path):
     job = ChildJob(ModelSource("torch.nn:Identity", {}, str(tmp_path / "unused.pt")), "", [], [], "", "", str(tmp_path), 1)
-    with ConverterChild(job, timeout_s=5) as c:
-        yield c
+    c = ConverterChild().use(job, timeout_s=5)
+    yield c
+    c.close()
 
 
 def test_a_runtime_that_aborts_is_named_with_its_signal(crashing, child, tmp_path):

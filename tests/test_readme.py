@@ -93,3 +93,8 @@ def test_seeds_block_is_generated_from_stored_results():
     from edgezoo import zoo
 
     assert {e["model"] for e in entries} <= set(zoo.names())  # nothing stale
+
+
+def test_isolation_block_is_generated_from_stored_results():
+    isolation = _script("isolation")
+    assert _block(isolation.BEGIN, isolation.END) == isolation.render(json.loads(isolation.RESULTS.read_text()))
