@@ -44,7 +44,9 @@ def measure(rounds: int, model: str) -> dict:
             "all_ok": ok, "cpu": host.cpu, "cores": host.cpu_count, "measured": time.strftime("%Y-%m-%d")}
 
 
-def render(results: dict) -> str:
+def render(results: dict | None) -> str:
+    if results is None:
+        return "Not measured yet: run `benchmarks/isolation.py`."
     isolated, in_process = (statistics.median(results["seconds"][k]) for k in ("isolated", "in_process"))
     ratio = isolated / in_process
     spread = ", ".join(f"{a:.0f}/{b:.0f}" for a, b in zip(results["seconds"]["isolated"], results["seconds"]["in_process"]))
@@ -62,7 +64,7 @@ def main() -> int:
     parser.add_argument("--render", action="store_true")
     args = parser.parse_args()
     if args.render:
-        results = json.loads(RESULTS.read_text())
+        results = json.loads(RESULTS.read_text()) if RESULTS.exists() else None
     else:
         results = measure(args.rounds, args.model)
         RESULTS.parent.mkdir(parents=True, exist_ok=True)

@@ -62,12 +62,37 @@ def zoo_export(tmp_path_factory):
 
 
 @pytest.fixture
-def cli(tmp_path):
-    """Runs the installed `edgezoo` console script from a folder outside the source tree."""
+def cli_process(tmp_path):
+    """Runs the installed `edgezoo` console script in its own process, from a folder outside the
+    source tree: for what needs a real process (the entry point itself, signals, two at once)."""
     exe = Path(sys.executable).parent / "edgezoo"
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(exe), *map(str, args)], cwd=tmp_path, capture_output=True, text=True, timeout=900, env={**os.environ})
+
+    return run
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    """``edgezoo.cli.main`` in this process, from a folder outside the source tree, its output
+    captured as a finished process's would be (exit code, stdout, stderr): the same code as the
+    console script without a new interpreter importing torch and the converters each time.
+    Anything but edgezoo's own one-line errors propagates, as a traceback would."""
+    import contextlib
+    import io
+
+    from edgezoo import cli as edgezoo_cli
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        monkeypatch.chdir(tmp_path)
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = edgezoo_cli.main([str(a) for a in args])
+            except SystemExit as exc:  # argparse's usage errors
+                code = exc.code if isinstance(exc.code, int) else 2
+        return subprocess.CompletedProcess(["edgezoo", *map(str, args)], code, out.getvalue(), err.getvalue())
 
     return run
 

@@ -27,8 +27,8 @@ def test_format_table_is_the_only_list():
     assert "onnx,tflite,openvino" in help_text
 
 
-def test_list_shows_the_flagship(cli):
-    result = cli("list")
+def test_list_shows_the_flagship(cli_process):
+    result = cli_process("list")  # the installed console script itself
     assert result.returncode == 0, result.stderr
     assert "mobilenet" in result.stdout and "1x3x224x224" in result.stdout and "300 M" in result.stdout  # MobileNetV2 at 224: 300 M MACs, as published
 
