@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import fcntl
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ BEGIN, END = "<!-- seeds-table:begin (benchmarks/seeds.py writes this) -->", "<!
 
 def measure(name: str, seed: int) -> dict:
     from edgezoo import zoo
+    from edgezoo.pipeline import _host
     from edgezoo.train import evaluate, trained_model
 
     card = zoo.get(name).small_variant()
@@ -42,17 +42,7 @@ def measure(name: str, seed: int) -> dict:
     return {"model": name, "seed": seed, "metric_name": spec.metric_name, "metric": metric,
             "bar": None if bar is None else bar[0], "higher_is_better": data.measure.higher_is_better,
             "cleared": None if bar is None else data.measure.clears(metric, bar[0]),
-            "seconds": round(seconds, 1), "cpu": _cpu()}
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+            "seconds": round(seconds, 1), "cpu": _host().cpu}
 
 
 def render(entries: list[dict]) -> str:

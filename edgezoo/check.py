@@ -114,7 +114,7 @@ def measure_artifact(runner: Runner, ref: Reference) -> Measurement:
     shapes = [tuple(g.shape) for g in got]
     if len(got) != len(want) or any(g.shape != w.shape for g, w in zip(got, want)):
         return Measurement(shapes, shapes_match=False)
-    nonfinite = sum(int(np.size(g) - np.count_nonzero(np.isfinite(g))) for g in got if np.issubdtype(g.dtype, np.floating))
+    nonfinite = _nonfinite(got)
     diff = max(float(np.max(np.abs(g.astype(np.float64) - w))) for g, w in zip(got, want))
     scale = max(float(np.max(np.abs(w))) for w in want) or 1.0
     g0, w0 = got[0].reshape(len(got[0]), -1).astype(np.float64), want[0].reshape(len(want[0]), -1).astype(np.float64)
@@ -167,10 +167,15 @@ def judge_artifact(m: Measurement, ref: Reference, precision: str, spec: ModelSp
     return None
 
 
+def _nonfinite(arrays) -> int:
+    """NaN and inf values among the float arrays."""
+    return sum(int(np.size(a) - np.count_nonzero(np.isfinite(a))) for a in arrays if np.issubdtype(a.dtype, np.floating))
+
+
 def nonfinite_reference(ref: Reference) -> str | None:
     """Where torch's own outputs hold NaN or inf (the weights, not an exporter, are at fault)."""
     for i, outputs in enumerate(ref.outputs):
-        bad = sum(int(np.size(o) - np.count_nonzero(np.isfinite(o))) for o in outputs if np.issubdtype(o.dtype, np.floating))
+        bad = _nonfinite(outputs)
         if bad:
             return f"{bad} NaN or inf values in torch's outputs for input batch {i}"
     if ref.metric is not None and not np.isfinite(ref.metric):
