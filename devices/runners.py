@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -49,9 +50,23 @@ def output_tuple(out) -> tuple:
     return tuple(out) if isinstance(out, (tuple, list)) else (out,)
 
 
+@contextlib.contextmanager
+def torch_threads(threads: int):
+    """torch's thread count is the process's: set it for a measurement, then put back the caller's."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def torch_runner(model, threads: int | None = None) -> Runner:
-    """``threads`` sets torch's (process-wide) thread count, for timing; None leaves it as it is,
-    for the closed loops that drive torch during training and checking."""
+    """``threads`` sets torch's (process-wide) thread count and leaves it so: for a process that
+    only measures (a bench child). None leaves it as it is; a library call that measures torch
+    wraps the measurement in ``torch_threads``."""
     import torch
 
     if threads is not None:

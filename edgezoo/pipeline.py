@@ -32,7 +32,7 @@ from .check import (
     nonfinite_reference,
     reference_outputs,
 )
-from .devices.runners import measure_latency, torch_runner
+from .devices.runners import measure_latency, torch_runner, torch_threads
 from .errors import BadInput, one_line
 from .export import FORMATS, Format
 from .export.child import DEFAULT_STEP_TIMEOUT_S, ConverterChild, InProcess, StepCrashed, StepFailed, child_for, name_of, write_job
@@ -213,7 +213,8 @@ def export(
     except BaseException:
         _remove_empty(created)  # bad input leaves nothing behind, not even the folder
         raise
-    reference_latency = measure_latency(torch_runner(net, threads), ref.inputs[0])
+    with torch_threads(threads):  # the caller's own thread count stays as it was
+        reference_latency = measure_latency(torch_runner(net), ref.inputs[0])
     bar = _bar_entry(spec, data, ref.metric)
     if bar is not None and not bar.met:
         progress.warn(f"{spec.name}: the torch model's {spec.metric_name} {ref.metric:.4g} misses the card's bar ({bar.direction} {bar.value:.4g}, {bar.how}), "

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import hashlib
 import json
 import time
@@ -127,6 +129,34 @@ def trained_model(spec: ModelSpec, retrain: bool = False) -> tuple[nn.Module, Pa
     if path.is_file() and not retrain:
         load_into(model, read_state_dict(path), str(path))
         return model.eval(), path
+    with _training_lock(path) as waited:
+        # Another process (a second export, a test worker) may have trained it while this one waited.
+        if path.is_file() and (waited or not retrain):
+            load_into(model, read_state_dict(path), str(path))
+            return model.eval(), path
+        return _train_and_cache(spec, path), path
+
+
+@contextlib.contextmanager
+def _training_lock(checkpoint: Path):
+    """One process trains a checkpoint at a time; the others wait for it and load what it cached.
+    Yields whether this process had to wait."""
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    with open(checkpoint.with_suffix(".lock"), "a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            waited = False
+        except BlockingIOError:
+            progress.info(f"{checkpoint.stem}: another process is training this checkpoint; waiting for it")
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            waited = True
+        try:
+            yield waited
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _train_and_cache(spec: ModelSpec, path: Path) -> nn.Module:
     progress.info(f"{spec.name}: no trained checkpoint cached yet; training it now (once), to {path}")
     started = time.perf_counter()
     model, metrics = (spec.trainer or train)(spec)
@@ -134,7 +164,7 @@ def trained_model(spec: ModelSpec, retrain: bool = False) -> tuple[nn.Module, Pa
     save_state_dict(model.state_dict(), path)
     write_text_atomic(path.with_suffix(".json"), json.dumps({"model": spec.name, "metrics": metrics, "train_seconds": seconds, "threads": torch.get_num_threads(),
                                                              "sha256": sha256_file(path)}, indent=1))
-    return model, path
+    return model
 
 
 def training_record(checkpoint: Path) -> dict | None:

@@ -95,3 +95,16 @@ def test_converter_failure_is_a_failed_row_and_others_land(cli, user_models, tmp
     assert "litert-torch failed" in result.stdout + result.stderr
     assert "tflite" in (out / "export.log").read_text()
     assert (out / "notes.txt").read_text() == "mine"  # files that are not ours stay
+
+
+def test_export_leaves_the_callers_torch_thread_count_alone(user_models, tmp_path):
+    # export times torch at --threads; a notebook or a test worker calling it keeps its own count.
+    from edgezoo.pipeline import export
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = export(f"{user_models}:TinyNet", input_shape="1,3,16,16", formats="onnx", threads=2, out=tmp_path / "out")
+        assert result.manifest.threads == 2 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
