@@ -25,7 +25,8 @@ GOAL = 1.15  # isolated at most 15% slower
 
 def measure(rounds: int, model: str) -> dict:
     from edgezoo import zoo
-    from edgezoo.pipeline import _host, export
+    from edgezoo.hostinfo import host as _host
+    from edgezoo.pipeline import export
     from edgezoo.train import trained_model
 
     trained_model(zoo.get(model))  # training is not part of what is compared

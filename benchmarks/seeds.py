@@ -26,15 +26,20 @@ README = ROOT / "README.md"
 BEGIN, END = "<!-- seeds-table:begin (benchmarks/seeds.py writes this) -->", "<!-- seeds-table:end -->"
 
 
-def measure(name: str, seed: int) -> dict:
+def measure(name: str, seed: int, threads: int | None = None) -> dict:
     from edgezoo import zoo
-    from edgezoo.pipeline import _host
+    from edgezoo.hostinfo import host as _host
     from edgezoo.train import evaluate, trained_model
+
+    import torch
 
     card = zoo.get(name).small_variant()
     spec = dataclasses.replace(card, recipe=dataclasses.replace(card.recipe, seed=seed))
+    if threads is not None:
+        torch.set_num_threads(threads)
+    threads = torch.get_num_threads()
     started = time.perf_counter()
-    model, path = trained_model(spec)
+    model, path = trained_model(spec, retrain=True)  # a cached checkpoint may have been trained with another thread count
     seconds = time.perf_counter() - started
     data = spec.load_data(spec.inputs[0].shape)
     metric = evaluate(model, data, "test")
@@ -42,7 +47,7 @@ def measure(name: str, seed: int) -> dict:
     return {"model": name, "seed": seed, "metric_name": spec.metric_name, "metric": metric,
             "bar": None if bar is None else bar[0], "higher_is_better": data.measure.higher_is_better,
             "cleared": None if bar is None else data.measure.clears(metric, bar[0]),
-            "seconds": round(seconds, 1), "cpu": _host().cpu}
+            "seconds": round(seconds, 1), "cpu": _host().cpu, "threads": threads}
 
 
 def render(entries: list[dict]) -> str:
@@ -53,17 +58,26 @@ def render(entries: list[dict]) -> str:
         by_model.setdefault(e["model"], []).append(e)
     lines = ["| model (small variant) | metric | bar | per training seed | cleared | measured on |", "|---|---|---|---|---|---|"]
     for name in zoo.names():
-        runs = sorted(by_model.get(name, []), key=lambda e: e["seed"])
+        runs = sorted(by_model.get(name, []), key=lambda e: (e["seed"], e.get("threads") or 0))
         if not runs:
             lines.append(f"| {name} | not measured yet: run `benchmarks/seeds.py --models {name}` | | | | |")
             continue
         first = runs[0]
         said_bar = "-" if first["bar"] is None else f"{'>=' if first['higher_is_better'] else '<='} {first['bar']:.4g}"
-        per_seed = ", ".join(f"{e['seed']}: {e['metric']:.4g}" for e in runs)
+        per_seed = ", ".join(f"{e['seed']}{_threads(e)}: {e['metric']:.4g}" for e in runs)
         cleared = sum(bool(e["cleared"]) for e in runs)
         cpus = ", ".join(sorted({e["cpu"] for e in runs}))
         lines.append(f"| {name} | {first['metric_name']} | {said_bar} | {per_seed} | {cleared} of {len(runs)} | {cpus} |")
     return "\n".join(lines)
+
+
+def _key(entry: dict) -> tuple:
+    return entry["model"], entry["seed"], entry.get("threads")
+
+
+def _threads(entry: dict) -> str:
+    """Training's thread count beside the seed (float sums, and so trajectories, depend on it)."""
+    return "" if entry.get("threads") is None else f" ({entry['threads']} thr)"
 
 
 @contextlib.contextmanager
@@ -78,8 +92,8 @@ def _store(entry: dict) -> None:
     """Merges one result into the stored ones (same model and seed: replaced)."""
     with _locked():
         stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-        stored = [e for e in stored if (e["model"], e["seed"]) != (entry["model"], entry["seed"])] + [entry]
-        stored.sort(key=lambda e: (e["model"], e["seed"]))
+        stored = [e for e in stored if _key(e) != _key(entry)] + [entry]
+        stored.sort(key=lambda e: (e["model"], e["seed"], e.get("threads") or 0))
         RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
 
 
@@ -97,6 +111,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=None, help="comma-separated subset (default: every registered model)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for training (default: torch's, one per core)")
     parser.add_argument("--render", action="store_true")
     args = parser.parse_args()
     if not args.render:
@@ -104,7 +119,7 @@ def main() -> int:
 
         for name in args.models.split(",") if args.models else zoo.names():
             for seed in (int(s) for s in args.seeds.split(",")):
-                entry = measure(name, seed)
+                entry = measure(name, seed, args.threads)
                 _store(entry)
                 print(json.dumps(entry), flush=True)
     print(render(_write_readme()))

@@ -34,7 +34,8 @@ def measure(threads: int, rounds: int, runs: int) -> dict:
     from edgezoo.devices.runners import measure_latency
     from edgezoo.export import FORMATS
     from edgezoo.manifest import read_manifest
-    from edgezoo.pipeline import _host, _versions
+    from edgezoo.hostinfo import host as _host
+    from edgezoo.pipeline import _versions
     from edgezoo.train import trained_model
 
     trained_model(zoo.get("mobilenet"))  # training is not part of the timed command

@@ -24,6 +24,9 @@ class Runner:
     run: Callable[[Sequence[np.ndarray]], list[np.ndarray]]
     precision: str
     detail: dict = field(default_factory=dict)
+    # What the file declares it takes, as an app feeds it: (name, shape with None for a dynamic
+    # dimension, numpy dtype name). A full-integer TFLite input is fed float and quantized here.
+    inputs: list[tuple[str, list[int | None], str]] = field(default_factory=list)
 
     def __call__(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
         return self.run(inputs)
@@ -94,7 +97,13 @@ def onnxruntime_runner(path: Path, threads: int, providers: Sequence[str] | None
     def run(inputs):
         return sess.run(None, dict(zip(names, inputs)))
 
-    return Runner("onnxruntime", run, "as stored", {"threads": threads, "providers": sess.get_providers()})
+    declared = [(i.name, [d if isinstance(d, int) and d >= 0 else None for d in i.shape], _ONNX_TYPES.get(i.type, "float32"))
+                for i in sess.get_inputs()]
+    return Runner("onnxruntime", run, "as stored", {"threads": threads, "providers": sess.get_providers()}, declared)
+
+
+_ONNX_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64", "tensor(int64)": "int64",
+               "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
 
 
 def openvino_runner(path: Path, threads: int, device: str = "CPU", precision_hint: str = "f32") -> Runner:
@@ -114,18 +123,22 @@ def openvino_runner(path: Path, threads: int, device: str = "CPU", precision_hin
         result = request.infer(list(inputs))
         return [np.array(result[o]) for o in compiled.outputs]
 
-    return Runner("openvino", run, ran, {"threads": threads, "device": device, "inference_precision": ran})
+    declared = [(i.get_any_name(), [d.get_length() if d.is_static else None for d in i.get_partial_shape()], np.dtype(i.get_element_type().to_dtype()).name)
+                for i in compiled.inputs]
+    return Runner("openvino", run, ran, {"threads": threads, "device": device, "inference_precision": ran}, declared)
 
 
-def litert_runner(path: Path, threads: int) -> Runner:
+def litert_runner(path: Path, threads: int, delegate: str | None = "XNNPACK") -> Runner:
     """Full-integer models take and give int8 tensors: quantize inputs and dequantize outputs with
-    each tensor's own scale and zero point, as an app on the device does."""
-    from ai_edge_litert.interpreter import Interpreter
+    each tensor's own scale and zero point, as an app on the device does. ``delegate`` None runs
+    LiteRT's own builtin kernels, without the XNNPACK delegate it applies by default."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from ..quiet import quiet_native
 
+    resolver = OpResolverType.AUTO if delegate else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     with quiet_native():  # "INFO: Created TensorFlow Lite XNNPACK delegate" comes from C++
-        interp = Interpreter(model_path=str(path), num_threads=threads)
+        interp = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
         runner = interp.get_signature_runner()
         runner(**{n: np.zeros(d["shape"], d["dtype"]) for n, d in runner.get_input_details().items()})
     in_details = runner.get_input_details()
@@ -151,4 +164,10 @@ def litert_runner(path: Path, threads: int) -> Runner:
         return [dequantize(out[k], out_details[k]) for k in out_details]
 
     io = {n: np.dtype(d["dtype"]).name for n, d in in_details.items()}
-    return Runner("litert", run, "as stored", {"threads": threads, "delegate": "XNNPACK", "input_dtypes": io})
+    declared = [(n, [int(x) if x >= 0 else None for x in d.get("shape_signature", d["shape"])],
+                 "float32" if _quantized(d) else np.dtype(d["dtype"]).name) for n, d in in_details.items()]
+    return Runner("litert", run, "as stored", {"threads": threads, "delegate": delegate or "none (builtin kernels)", "input_dtypes": io}, declared)
+
+
+def _quantized(detail: dict) -> bool:
+    return detail["dtype"] in (np.int8, np.uint8, np.int16) and bool(detail["quantization"][0])

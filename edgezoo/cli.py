@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .errors import EdgezooError
+from .errors import BadInput, EdgezooError
 
 
 def _cmd_export(args) -> int:
@@ -25,6 +25,99 @@ def _cmd_export(args) -> int:
         progress.status(f"{len(failed)} of {len(result.manifest.artifacts)} artifacts failed", "bold red",
                         "; see the table above" + (f" and {log}" if log.exists() else ""))
         return 1
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from .bench import bench
+    from .report import bench_table, write_bench
+    from .usermodel import parse_input_shape
+
+    paths = list(args.paths)
+    if args.model:
+        paths.append(_exported(args.model, args.input_shape, args.timeout))
+        args.input_shape = None  # they were the model's; its export's manifest now says them
+    if not paths:
+        raise BadInput("pass export folders or .onnx/.tflite/.xml files, or --model NAME (exported first when needed)")
+    out = Path(args.out) if args.out else (Path(paths[0]) if len(paths) == 1 and Path(paths[0]).is_dir() else Path("edgezoo-bench"))
+    report = bench(paths, threads=_int_list(args.threads, "--threads"), devices=args.device.split(","),
+                   runtimes=args.runtimes.split(",") if args.runtimes else None, rounds=args.rounds, seconds_per_row=args.seconds,
+                   input_shapes=[list(parse_input_shape(s)) for s in args.input_shape or []], timeout=args.timeout)
+    written = write_bench(report, out, plots=not args.no_plots)
+    Console(width=max(200, Console().width)).print(bench_table(report))
+    print("wrote " + ", ".join(str(w) for w in written))
+    failed = [r for r in report.rows if r.status == "failed"]
+    if failed:
+        from . import progress
+
+        progress.status(f"{len(failed)} of {len(report.rows)} rows failed", "bold red", "; see the table above")
+        return 1
+    return 0
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    try:
+        return [int(t) for t in text.split(",") if t.strip()]
+    except ValueError:
+        raise BadInput(f"{flag} {text!r}: pass whole numbers separated by commas, e.g. 1,2") from None
+
+
+def _exported(model: str, input_shapes: list[str] | None, timeout: float) -> str:
+    """The model's export folder (edgezoo-out/NAME), exported with int8 first unless a complete
+    export of it, at these input shapes, is already there."""
+    from . import progress
+    from .manifest import read_manifest
+    from .pipeline import default_out, export, resolve_spec
+    from .usermodel import parse_input_shape
+
+    spec = resolve_spec(model, [parse_input_shape(s) for s in input_shapes or []] or None)
+    out = default_out(spec)
+    manifest = out / "manifest.json"
+    if manifest.is_file():
+        try:
+            m = read_manifest(manifest)
+            if m.model == spec.name and [i.shape for i in m.inputs] == [list(i.shape) for i in spec.inputs] \
+                    and any(a.precision == "int8" for a in m.artifacts):
+                progress.info(f"benchmarking the export already in {out} (edgezoo export --out {out} makes it again)")
+                return str(out)
+        except BadInput:
+            pass
+    export(model, int8=True, out=out, input_shape=input_shapes, timeout=timeout)
+    return str(out)
+
+
+def _cmd_report(args) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from .bench_results import read_bench
+    from .manifest import read_manifest
+    from .report import bench_table, export_table
+
+    folder = Path(args.folder)
+    console = Console(width=max(200, Console().width))
+    manifest_path, bench_path = folder / "manifest.json", folder / "bench.json"
+    if not manifest_path.is_file() and not bench_path.is_file():
+        raise BadInput(f"{str(folder)!r} holds neither manifest.json nor bench.json: pass an export folder (edgezoo export --out) or a bench folder")
+    if manifest_path.is_file():
+        manifest = read_manifest(manifest_path)
+        console.print(export_table(manifest))
+    if bench_path.is_file():
+        report = read_bench(bench_path)
+        console.print(bench_table(report))
+        if manifest_path.is_file():
+            stale = {r.sha256 for r in report.rows if r.runtime != "torch" and r.sha256} - {a.sha256 for a in manifest.artifacts}
+            if stale:
+                from . import progress
+
+                progress.warn(f"bench.json measured {len(stale)} file(s) this export no longer holds: run edgezoo bench {folder} again")
+    else:
+        print(f"no benchmarks yet: edgezoo bench {folder}")
     return 0
 
 
@@ -85,6 +178,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=DEFAULT_STEP_TIMEOUT_S, metavar="SECONDS",
                    help=f"limit for each conversion, quantization or first run of a file, in its child process (default {DEFAULT_STEP_TIMEOUT_S:.0f})")
     p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("bench", help="measure every artifact in every runtime that can run it: latency percentiles, load time, memory, threads")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="export folders, or .onnx/.tflite/.xml files made anywhere")
+    p.add_argument("--model", default=None, help="a zoo model (or PATH.py:Class): its export folder, exported first when needed")
+    p.add_argument("--threads", default="1,2", help="comma-separated thread counts, each measured (default 1,2)")
+    p.add_argument("--device", default="cpu", help="comma-separated: cpu, cuda (ONNX Runtime's CUDA provider), openvino:GPU (default cpu)")
+    p.add_argument("--runtimes", default=None, help="comma-separated subset of torch,onnxruntime,openvino,litert,litert-ref (default: all that can run each file)")
+    p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
+    p.add_argument("--seconds", type=float, default=2.0, help="seconds of timed calls per row, over all rounds (default 2)")
+    p.add_argument("--input-shape", action="append", default=None, help="shape of a file's dynamic input, batch first (repeat per input, in order)")
+    p.add_argument("--out", default=None, help="where bench.json, bench.md and the plots go (default: the export folder, else edgezoo-bench)")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--timeout", type=float, default=DEFAULT_STEP_TIMEOUT_S, metavar="SECONDS", help="limit for each row's load and each burst of calls")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("report", help="show an export folder's manifest and its benchmarks")
+    p.add_argument("folder", metavar="DIR")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("train", help="train a zoo model and cache its checkpoint")
     p.add_argument("--model", required=True)

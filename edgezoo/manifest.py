@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import typed
 from .errors import BadInput
 
 SCHEMA_VERSION = 1
@@ -128,6 +128,17 @@ class Host:
 
 
 @dataclass
+class ModelSource:
+    """How to build the exported torch model again (`edgezoo bench` times it as torch eager): its
+    builder by name, or a user's PATH.py:Class, the keyword arguments, and the weights file."""
+
+    builder: str
+    kwargs: dict[str, typing.Any]
+    weights: str
+    from_file: bool = False
+
+
+@dataclass
 class Manifest:
     model: str
     description: str
@@ -147,6 +158,7 @@ class Manifest:
     seconds: float
     artifacts: list[Artifact]
     log: FileEntry | None = None       # export.log, when a step failed: edgezoo's to replace next time
+    source: ModelSource | None = None  # None for initial weights, which cannot be rebuilt
     schema_version: int = SCHEMA_VERSION
 
     def artifact(self, fmt: str, precision: str) -> Artifact | None:
@@ -173,7 +185,7 @@ class Manifest:
             said = "no schema version (written before manifests were versioned)" if version is None else f"schema version {version!r}"
             raise BadInput(f"{source} has {said}; this edgezoo reads version {SCHEMA_VERSION}: export again with this edgezoo")
         try:
-            return _build(cls, data)
+            return typed.build(cls, data)
         except (TypeError, ValueError, KeyError) as exc:
             raise BadInput(f"{source} does not follow manifest schema {SCHEMA_VERSION} ({exc}): export again to rewrite it") from None
 
@@ -193,101 +205,12 @@ def read_manifest(path: str | Path) -> Manifest:
 
 def artifact_from(row: dict) -> Artifact:
     """A row the pipeline built up field by field, checked against the types."""
-    return _build(Artifact, row)
-
-
-# ---- from the types: building from JSON, and the JSON Schema ----------------------------------
-
-def _hints(cls) -> dict[str, typing.Any]:
-    return typing.get_type_hints(cls)
-
-
-def _build(tp, value):
-    """``value`` (parsed JSON) as type ``tp``, checking kinds on the way."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(tp)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in (o for o in options if o is not type(None)):
-            try:
-                return _build(option, value)
-            except (TypeError, ValueError, KeyError) as exc:
-                errors.append(str(exc))
-        raise TypeError("; ".join(errors))
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise TypeError(f"{tp.__name__} must be an object, got {type(value).__name__}")
-        hints = _hints(tp)
-        unknown = set(value) - set(hints)
-        if unknown:
-            raise ValueError(f"{tp.__name__} has unknown fields {sorted(unknown)}")
-        missing = [f.name for f in dataclasses.fields(tp)
-                   if f.name not in value and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-        if missing:
-            raise KeyError(f"{tp.__name__} lacks {missing}")
-        return tp(**{k: _build(hints[k], v) for k, v in value.items()})
-    if origin is list:
-        if not isinstance(value, list):
-            raise TypeError(f"expected a list, got {type(value).__name__}")
-        (item,) = typing.get_args(tp)
-        return [_build(item, v) for v in value]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise TypeError(f"expected an object, got {type(value).__name__}")
-        _, item = typing.get_args(tp)
-        return {str(k): _build(item, v) for k, v in value.items()}
-    if tp is typing.Any:
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"expected a number, got {type(value).__name__}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"expected an integer, got {type(value).__name__}")
-        return value
-    if tp in (str, bool):
-        if not isinstance(value, tp):
-            raise TypeError(f"expected {tp.__name__}, got {type(value).__name__}")
-        return value
-    raise TypeError(f"no rule for {tp!r}")
+    return typed.build(Artifact, row)
 
 
 def json_schema() -> dict:
     """The JSON Schema (draft 2020-12) of Manifest, made from the dataclasses above."""
-    defs: dict[str, dict] = {}
-
-    def schema(tp) -> dict:
-        origin = typing.get_origin(tp)
-        if origin in (typing.Union, types.UnionType):
-            return {"anyOf": [schema(o) for o in typing.get_args(tp)]}
-        if tp is type(None):
-            return {"type": "null"}
-        if dataclasses.is_dataclass(tp):
-            if tp.__name__ not in defs:
-                defs[tp.__name__] = {}  # placeholder against recursion
-                hints = _hints(tp)
-                required = [f.name for f in dataclasses.fields(tp)
-                            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-                defs[tp.__name__] = {"type": "object", "properties": {n: schema(hints[n]) for n in hints},
-                                     "required": required, "additionalProperties": False}
-            return {"$ref": f"#/$defs/{tp.__name__}"}
-        if origin is list:
-            return {"type": "array", "items": schema(typing.get_args(tp)[0])}
-        if origin is dict:
-            return {"type": "object", "additionalProperties": schema(typing.get_args(tp)[1])}
-        if tp is typing.Any:
-            return {}
-        return {"type": {str: "string", int: "integer", float: "number", bool: "boolean"}[tp]}
-
-    schema(Manifest)
-    body = defs.pop("Manifest")
-    body["properties"]["schema_version"] = {"const": SCHEMA_VERSION}
-    body["required"].append("schema_version")
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": f"edgezoo-manifest-{SCHEMA_VERSION}",
-            "title": "edgezoo export manifest", **body, "$defs": defs}
+    return typed.json_schema(Manifest, SCHEMA_VERSION, "edgezoo export manifest", f"edgezoo-manifest-{SCHEMA_VERSION}")
 
 
 def render_schema() -> str:

@@ -10,19 +10,18 @@ import dataclasses
 import difflib
 import math
 import os
-import platform
 import shutil
 import tempfile
 import time
 import traceback
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
 from . import manifest as manifest_types
+from .hostinfo import host, versions
 from . import outdir, progress, zoo
 from .check import (
     FailureKind,
@@ -42,7 +41,6 @@ from .manifest import (
     Bar,
     Baseline,
     FileEntry,
-    Host,
     InputEntry,
     Manifest,
     RolloutSummary,
@@ -199,7 +197,7 @@ def export(
             raise BadInput(f"--int8-scheme {int8_scheme!r}: not a scheme; use one of {', '.join(INT8_SCHEMES)}")
         spec = dataclasses.replace(spec, int8_scheme=int8_scheme, int8_scheme_by_format={})
     calibrates = int8 and any(spec.int8_scheme_for(f.name) == "static" for f in chosen)
-    out_dir, created = prepare_out_dir(out if out is not None else Path("edgezoo-out") / spec.name)
+    out_dir, created = prepare_out_dir(out if out is not None else default_out(spec))
     try:
         if calib is not None:
             calib_set = calibration.from_user_files(calib, spec.inputs, limit=calib_samples)
@@ -263,11 +261,12 @@ def export(
             int8_scheme=spec.int8_scheme if int8 else None,
             int8_scheme_by_format={f.name: spec.int8_scheme_for(f.name) for f in chosen if spec.int8_scheme_for(f.name) != spec.int8_scheme} if int8 else None,
             threads=threads,
-            host=_host(),
+            host=host(),
             versions=_versions(chosen),
             seconds=round(time.perf_counter() - started, 1),
             artifacts=rows,
             log=log,
+            source=_model_source(spec, weights, weights_source, weights_sha256),
         )
         write_text_atomic(out_dir / outdir.MANIFEST, manifest.to_json())
         claim.finished()
@@ -311,6 +310,23 @@ def _make_artifacts(chosen, precisions, spec: ModelSpec, net, ref: Reference, ca
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return rows, log_lines
+
+
+def default_out(spec: ModelSpec) -> Path:
+    """Where an export goes without --out."""
+    return Path("edgezoo-out") / spec.name
+
+
+def _model_source(spec: ModelSpec, weights, weights_source: str, weights_sha256: str | None) -> manifest_types.ModelSource | None:
+    """How to rebuild the exported model: from the file its weights came from (a given --weights
+    or the cached checkpoint); None for initial weights, which no file holds."""
+    if weights_sha256 is None:
+        return None
+    builder, kwargs, from_file = _builder_name(spec)
+    if from_file:  # PATH.py:Class, the path made absolute: a reader may run elsewhere
+        path, cls = builder.rsplit(":", 1)
+        builder = f"{Path(path).resolve()}:{cls}"
+    return manifest_types.ModelSource(builder, kwargs, str(Path(weights).resolve()) if weights is not None else weights_source, from_file)
 
 
 def _builder_name(spec: ModelSpec) -> tuple[str, dict, bool]:
@@ -396,24 +412,6 @@ def _print_row(row: Artifact) -> None:
 
 
 def _versions(formats: Sequence[Format]) -> dict:
-    names = ["edgezoo", "torch", "numpy"] + [p for f in formats for p in f.packages]
-    out = {"python": platform.python_version()}
-    for name in dict.fromkeys(names):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
+    return versions(["edgezoo", "torch", "numpy"] + [p for f in formats for p in f.packages])
 
-
-def _host() -> Host:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return Host(platform.machine(), platform.system(), cpu, os.cpu_count())
 

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from .bench_results import RUNTIME_LABELS, BenchReport, Ratio
+from .fileio import atomic_open, write_text_atomic
 from .manifest import Manifest
 from .metrics import METRICS
 
@@ -24,12 +28,17 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
     return missing if value is None else format(value, spec)
 
 
+SINGLE_RUN = "1-run ms"
+
+
 def export_table(manifest: Manifest) -> Table:
     ref = manifest.reference
     metric_name = ref.metric_name or "metric"
-    table = Table(title=Text(f"{manifest.model}: {ref.eval_source}, {manifest.threads} threads on this host"), title_justify="left")
+    table = Table(title=Text(f"{manifest.model}: {ref.eval_source}, {manifest.threads} threads on this host"), title_justify="left",
+                  caption=Text(f"{SINGLE_RUN}: each file's median right after it was made, one at a time: an indication. "
+                               "`edgezoo bench DIR` measures them side by side, interleaved, in each runtime"))
     for col, justify in (("format", "left"), ("precision", "left"), ("ran as", "left"), ("size", "right"), (metric_name, "right"),
-                         ("Δ vs torch", "right"), ("agree", "right"), ("max|Δ|", "right"), ("latency ms", "right"), ("status", "left")):
+                         ("Δ vs torch", "right"), ("agree", "right"), ("max|Δ|", "right"), (SINGLE_RUN, "right"), ("status", "left")):
         table.add_column(col, justify=justify)
     bar = ref.bar
     said = Text("reference") if bar is None or bar.met else Text.assemble(("MISSES THE BAR", "bold red"), f" ({bar.direction} {bar.value:.4g})")
@@ -89,3 +98,116 @@ def zoo_markdown(manifests: list[Manifest]) -> str:
                 row.append(f"FAILED: {a.error.replace('|', '/')}")
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+# ---- edgezoo bench's results ----------------------------------------------------------------------
+
+def write_bench(report: BenchReport, out: Path, plots: bool = True) -> list[Path]:
+    """bench.json, bench.md and the plots, each written whole or not at all."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = [out / "bench.json", out / "bench.md"]
+    write_text_atomic(out / "bench.json", report.to_json())
+    write_text_atomic(out / "bench.md", bench_markdown(report))
+    if plots:
+        written += _plots(report, out)
+    return written
+
+
+def _ratio_text(r: Ratio | None) -> str:
+    return "-" if r is None else f"{r.median:.2f}x ({r.low:.2f}-{r.high:.2f})"
+
+
+def bench_rows(report: BenchReport) -> list[dict[str, str]]:
+    """Each row's cells by column name (COLUMNS), as the terminal, bench.md and the README show them."""
+    out = []
+    for r in report.rows:
+        lat = r.latency
+        out.append({"artifact": r.label, "runtime": RUNTIME_LABELS.get(r.runtime, r.runtime), "device": r.device, "threads": str(r.threads),
+                    "ran as": r.precision_ran or "-", "size": human_bytes(r.bytes),
+                    "metric": _fmt(r.metric, ".4g") + (" *" if r.on_pareto_front else ""), "load s": _fmt(r.load_s, ".2f"),
+                    "p50 ms": _fmt(lat and lat.p50_ms, ".3f"), "p90 ms": _fmt(lat and lat.p90_ms, ".3f"), "p99 ms": _fmt(lat and lat.p99_ms, ".3f"),
+                    "per s": _fmt(r.throughput_per_s, ".1f"), "peak mem": human_bytes(r.peak_rss_growth_bytes),
+                    "vs fp32": _ratio_text(r.vs_fp32), "vs torch": _ratio_text(r.vs_torch),
+                    "status": "ok" if r.ok else f"{r.status.upper()}: {r.error}"})
+    return out
+
+
+BENCH_COLUMNS = ["artifact", "runtime", "device", "threads", "ran as", "size", "metric", "load s", "p50 ms", "p90 ms", "p99 ms", "per s",
+                 "peak mem", "vs fp32", "vs torch", "status"]
+# The terminal's: one device column only when several were asked for, no throughput (bench.md has both).
+TERMINAL_BENCH_COLUMNS = [c for c in BENCH_COLUMNS if c not in ("device", "per s")]
+
+
+def bench_markdown(report: BenchReport) -> str:
+    head = [f"# edgezoo bench: {report.model or ', '.join(report.sources)}", "",
+            f"Host: {report.host.cpu} ({report.host.cpu_count} cores, {report.host.machine}). {report.rounds} interleaved rounds, "
+            f"{report.seconds_per_row:g} s of calls per row; each row in its own process. Ratios: times faster than the named row, "
+            "median over rounds (lowest-highest). metric: the file's "
+            f"{report.metric_name or 'task metric'} on held-out data, from its export's check; * on the latency/metric Pareto front.", ""]
+    lines = ["| " + " | ".join(BENCH_COLUMNS) + " |", "|" + "---|" * len(BENCH_COLUMNS)]
+    lines += ["| " + " | ".join(row[c].replace("|", "/") for c in BENCH_COLUMNS) + " |" for row in bench_rows(report)]
+    return "\n".join(head + lines) + "\n"
+
+
+def _plots(report: BenchReport, out: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    top = max(report.threads)
+    scored = [r for r in report.rows if r.ok and r.latency and r.metric is not None and r.threads == top]
+    if scored:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        for r in scored:
+            ax.scatter(r.latency.p50_ms, r.metric, marker="o" if r.on_pareto_front else "x", color="tab:red" if r.on_pareto_front else "tab:gray")
+            ax.annotate(r.key, (r.latency.p50_ms, r.metric), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        front = sorted((r for r in scored if r.on_pareto_front), key=lambda r: r.latency.p50_ms)
+        if len(front) > 1:
+            ax.plot([r.latency.p50_ms for r in front], [r.metric for r in front], color="tab:red", lw=1, label="Pareto front")
+            ax.legend()
+        ax.set_xscale("log")
+        ax.set_xlabel(f"p50 latency, ms ({top} threads, log scale)")
+        ax.set_ylabel(f"{report.metric_name} ({'higher' if report.higher_is_better else 'lower'} is better)")
+        ax.set_title(f"{report.model}: latency against {report.metric_name} on {report.host.cpu}", fontsize=9)
+        made.append(_save(fig, out / "bench-latency-vs-metric.png"))
+        plt.close(fig)
+    if len(report.threads) > 1:
+        fig, ax = plt.subplots(figsize=(8, 5))
+        series: dict[str, list] = {}
+        for r in report.rows:
+            if r.ok and r.latency:
+                series.setdefault(f"{r.key} ({r.device})", []).append((r.threads, r.latency.p50_ms))
+        for name, points in series.items():
+            points.sort()
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=name)
+        ax.set_xticks(report.threads)
+        ax.set_yscale("log")
+        ax.set_xlabel("threads")
+        ax.set_ylabel("p50 latency, ms (log scale)")
+        ax.set_title(f"{report.model or 'bench'}: latency against threads on {report.host.cpu}", fontsize=9)
+        ax.legend(fontsize=6)
+        made.append(_save(fig, out / "bench-latency-vs-threads.png"))
+        plt.close(fig)
+    return made
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_open(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110, bbox_inches="tight")
+    return path
+
+
+def bench_table(report: BenchReport) -> Table:
+    """`edgezoo bench`'s rows in the terminal (edgezoo.bench.BenchReport)."""
+    columns = TERMINAL_BENCH_COLUMNS if len(report.devices) == 1 else ["device", *TERMINAL_BENCH_COLUMNS]
+    title = f"{report.model or ', '.join(report.sources)}: {report.rounds} interleaved rounds on {report.host.cpu} ({report.host.cpu_count} cores)"
+    table = Table(title=Text(title), title_justify="left",
+                  caption=Text("vs fp32 / vs torch: times faster than that row, median over rounds (lowest-highest); * on the Pareto front"))
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("artifact", "runtime", "device", "ran as", "status") else "right", no_wrap=col != "status")
+    for row in bench_rows(report):
+        status = row["status"]
+        table.add_row(*(escape(row[c]) for c in columns[:-1]), Text(status, "green" if status == "ok" else "bold red"))
+    return table

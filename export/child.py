@@ -162,9 +162,12 @@ class ConverterChild:
     job, so a process that exports many models (the test suite, the zoo benchmark) imports each
     converter once."""
 
-    def __init__(self, timeout_s: float = DEFAULT_STEP_TIMEOUT_S):
+    def __init__(self, timeout_s: float = DEFAULT_STEP_TIMEOUT_S, entry: str = "edgezoo.export.child:_serve"):
+        """``entry``: the function the child runs, "module:name", given the connection's file
+        descriptor: another serving loop (edgezoo.devices.bench_child's) speaks the same protocol."""
         self.job: ChildJob | None = None
         self.timeout_s = timeout_s
+        self.entry = entry
         self._process: subprocess.Popen | None = None
         self._conn = None
 
@@ -242,7 +245,8 @@ class ConverterChild:
         from multiprocessing.connection import Connection
 
         mine, theirs = socket.socketpair()
-        code = f"from edgezoo.export.child import _serve; _serve({theirs.fileno()})"
+        module, function = self.entry.split(":")
+        code = f"from {module} import {function}; {function}({theirs.fileno()})"
         self._process = subprocess.Popen([sys.executable, "-I", "-c", code], pass_fds=[theirs.fileno()], cwd=tempfile.gettempdir(),
                                          start_new_session=True)
         theirs.close()

@@ -12,42 +12,12 @@ import pytest
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def _workers() -> int:
-    return int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-
-
 @pytest.fixture(scope="session", autouse=True)
 def edgezoo_home(tmp_path_factory):
-    """One checkpoint cache for the session, shared by pytest-xdist's workers (each worker has its
-    own temporary folder below a common one): a model is trained once, by whichever worker needs it
-    first, while the others wait for it (edgezoo.train's lock)."""
-    if _workers() > 1:
-        home = tmp_path_factory.getbasetemp().parent / "edgezoo-home"
-        home.mkdir(exist_ok=True)
-    else:
-        home = tmp_path_factory.mktemp("edgezoo-home")
+    home = tmp_path_factory.mktemp("edgezoo-home")
     os.environ["EDGEZOO_HOME"] = str(home)
     os.environ["EDGEZOO_QUIET"] = "1"
     return home
-
-
-@pytest.fixture(scope="session", autouse=True)
-def torch_threads_per_worker():
-    """Workers share the cores: each trains with its share, not with all of them (two workers on
-    two cores, each with torch's default of two threads, would fight over both)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // _workers()))
-    yield
-    torch.set_num_threads(before)
-
-
-def pytest_collection_modifyitems(config, items):
-    """The zoo's matrix first (each model trained, then checked, by one worker: its xdist group),
-    the many short tests after it, so that the workers finish together."""
-    matrix = [item for item in items if item.module.__name__.endswith("test_matrix")]
-    items[:] = matrix + [item for item in items if item not in matrix]
 
 
 @pytest.fixture(scope="session", autouse=True)

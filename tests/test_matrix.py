@@ -20,12 +20,7 @@ MODELS = zoo.names()
 CASES = [(m, f, p) for m in MODELS for f in FORMATS for p in PRECISIONS]
 
 
-def _by_model(name: str, *rest: str):
-    """One xdist group per model: the worker that trains it checks all its artifacts."""
-    return pytest.param(name, *rest, marks=pytest.mark.xdist_group(name), id="-".join((name, *rest)))
-
-
-@pytest.mark.parametrize("name", [_by_model(m) for m in MODELS])
+@pytest.mark.parametrize("name", MODELS)
 def test_small_variant_clears_the_bar(zoo_export, name):
     # The reference metric is torch fp32 on the held-out test split; a model that misses its bar
     # would make every int8 bound meaningless.
@@ -39,7 +34,7 @@ def test_small_variant_clears_the_bar(zoo_export, name):
     assert {(a.format, a.precision) for a in result.manifest.artifacts} == {(f, p) for f in FORMATS for p in PRECISIONS}
 
 
-@pytest.mark.parametrize("name,fmt,precision", [_by_model(*case) for case in CASES])
+@pytest.mark.parametrize("name,fmt,precision", CASES, ids=[f"{m}-{f}-{p}" for m, f, p in CASES])
 def test_artifact(zoo_export, name, fmt, precision):
     spec, result = zoo_export(name)
     manifest = result.manifest

@@ -3,7 +3,6 @@ and a user's own files are never edgezoo's to replace."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys

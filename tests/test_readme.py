@@ -99,3 +99,8 @@ def test_isolation_block_is_generated_from_stored_results():
     isolation = _script("isolation")
     stored = json.loads(isolation.RESULTS.read_text()) if isolation.RESULTS.exists() else None
     assert _block(isolation.BEGIN, isolation.END) == isolation.render(stored)
+
+
+def test_flagship_bench_block_is_generated_from_stored_results():
+    flagship = _script("flagship_bench")
+    assert _block(flagship.BEGIN, flagship.END) == flagship.render()
