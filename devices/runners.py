@@ -48,6 +48,34 @@ def measure_latency(runner: Runner, inputs: Sequence[np.ndarray], warmup: int = 
     return {"latency_ms": statistics.median(times), "latency_p90_ms": times[int(0.9 * (len(times) - 1))], "latency_runs": len(times)}
 
 
+def measure_interleaved(runners: dict, inputs: Sequence[np.ndarray], rounds: int = 3, warmup: int = 3, runs: int = 60,
+                        max_seconds: float = 10.0) -> dict:
+    """Each runner's median and p90 wall time of one call, measured in ``rounds`` rounds that take
+    the runners in turn (the first rotating), so that a noisy neighbour or a clock change hits all
+    of them alike. Each runner gets about ``runs`` calls, or ``max_seconds``, whichever ends first."""
+    keys = list(runners)
+    for key in keys:
+        for _ in range(warmup):
+            runners[key](inputs)
+    times: dict = {key: [] for key in keys}
+    per_round = max(1, runs // rounds)
+    for r in range(rounds):
+        shift = r % len(keys) if keys else 0
+        for key in keys[shift:] + keys[:shift]:
+            budget_end = time.perf_counter() + max_seconds / rounds
+            for i in range(per_round):
+                t0 = time.perf_counter()
+                runners[key](inputs)
+                times[key].append((time.perf_counter() - t0) * 1000)
+                if time.perf_counter() > budget_end and i >= 1:
+                    break
+    out = {}
+    for key, t in times.items():
+        t.sort()
+        out[key] = {"latency_ms": statistics.median(t), "latency_p90_ms": t[int(0.9 * (len(t) - 1))], "latency_runs": len(t)}
+    return out
+
+
 def output_tuple(out) -> tuple:
     """A model returns a tensor or a tuple/list of tensors; generic code always sees a tuple."""
     return tuple(out) if isinstance(out, (tuple, list)) else (out,)

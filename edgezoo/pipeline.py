@@ -12,8 +12,10 @@ import math
 import os
 import shutil
 import tempfile
+import threading
 import time
 import traceback
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -31,7 +33,7 @@ from .check import (
     nonfinite_reference,
     reference_outputs,
 )
-from .devices.runners import measure_latency, torch_runner, torch_threads
+from .devices.runners import measure_interleaved, torch_runner, torch_threads
 from .errors import BadInput, one_line
 from .export import FORMATS, Format
 from .export.child import DEFAULT_STEP_TIMEOUT_S, ConverterChild, InProcess, StepCrashed, StepFailed, child_for, name_of, write_job
@@ -211,8 +213,6 @@ def export(
     except BaseException:
         _remove_empty(created)  # bad input leaves nothing behind, not even the folder
         raise
-    with torch_threads(threads):  # the caller's own thread count stays as it was
-        reference_latency = measure_latency(torch_runner(net), ref.inputs[0])
     bar = _bar_entry(spec, data, ref.metric)
     if bar is not None and not bar.met:
         progress.warn(f"{spec.name}: the torch model's {spec.metric_name} {ref.metric:.4g} misses the card's bar ({bar.direction} {bar.value:.4g}, {bar.how}), "
@@ -229,7 +229,9 @@ def export(
     precisions = PRECISIONS if int8 else PRECISIONS[:1]
     planned = [f.name for fmt in chosen for p in precisions for f in fmt.files(Path(fmt.file_name(spec.name, p)))]
     with outdir.claimed(out_dir, planned) as claim:
-        rows, log_lines = _make_artifacts(chosen, precisions, spec, net, ref, calib_set, out_dir, threads, timeout, isolate)
+        rows, log_lines, runners = _make_artifacts(chosen, precisions, spec, net, ref, calib_set, out_dir, threads, timeout, isolate)
+        latencies = _latencies(net, runners, ref, threads)
+        rows = [dataclasses.replace(a, **latencies.get((a.format, a.precision), {})) for a in rows]
         log = None
         log_path = out_dir / outdir.LOG
         if log_lines:
@@ -254,7 +256,7 @@ def export(
                 baseline=None if data is None or data.baseline is None else Baseline(*data.baseline),
                 bar=bar,
                 rollout=None if ref.rollout is None else RolloutSummary(data.rollout.name, ref.rollout.summary),
-                **reference_latency,
+                **latencies.pop("torch"),
             ),
             training=None if training is None else Training(**training),
             calibration=calib_set.source if calibrates else None,
@@ -274,42 +276,78 @@ def export(
 
 
 def _make_artifacts(chosen, precisions, spec: ModelSpec, net, ref: Reference, calib_set, out_dir: Path, threads: int,
-                    timeout_s: float, isolate: bool) -> tuple[list[Artifact], list[str]]:
+                    timeout_s: float, isolate: bool) -> tuple[list[Artifact], list[str], dict]:
     """Every chosen format and precision, converted in a child process per format, made in a
     staging folder and moved into ``out_dir`` once complete: (the rows, the log's lines for what
-    failed)."""
-    rows: list[Artifact] = []
+    failed, each landed file's runner in this process).
+
+    The formats go side by side, a thread each driving its own child (the converters work in the
+    children, so the threads mostly wait), and fp32 before int8 within a format (int8 starts from
+    the fp32 file). Timing comes after all are made (``_latencies``), not during."""
     log_lines: list[str] = []
+    runners: dict = {}
     staging = Path(tempfile.mkdtemp(dir=out_dir, prefix=outdir.STAGING_PREFIX))
+    stop = threading.Event()
     try:
         job = write_job(net, *_builder_name(spec), ref.inputs[0], [i.name for i in spec.inputs],
                         [f"output{i}" if ref.n_outputs > 1 else "output" for i in range(ref.n_outputs)], calib_set, staging, threads)
         steps = {fmt.name: child_for(fmt.name, job, timeout_s) if isolate else InProcess(job) for fmt in chosen}
         for child in steps.values():
-            child.start()  # all at once: a format's child imports its converter while the one before works
-        for fmt in chosen:
-            fp32_path = None
-            child = steps[fmt.name]
-            for precision in precisions:
-                final = out_dir / fmt.file_name(spec.name, precision)
-                with progress.step(f"{fmt.label} {precision}: convert and check"):
-                    row = _make_artifact(fmt, precision, child, staging / final.name, fp32_path, spec, ref, threads, log_lines)
-                if row.pop("landed", False):
-                    for f in fmt.files(staging / final.name):
-                        os.replace(f, out_dir / f.name)
-                    row["path"] = final.name
-                else:
-                    # An earlier run's file at this path (edgezoo's: claimed() checked) no
-                    # longer matches the manifest.
-                    for f in fmt.files(final):
-                        f.unlink(missing_ok=True)
-                if precision == "fp32" and row["stage"] == "done":
-                    fp32_path = out_dir / final.name
-                rows.append(artifact_from(row))
-                _print_row(rows[-1])
+            child.start()  # all at once: their imports overlap
+        with progress.bar(f"{spec.name}: convert and check {', '.join(f.name for f in chosen)}", total=len(chosen) * len(precisions)) as advance:
+
+            def one_format(fmt) -> list[Artifact]:
+                made, fp32_path = [], None
+                for precision in precisions:
+                    if stop.is_set():
+                        raise KeyboardInterrupt  # the export is being stopped: start nothing new
+                    final = out_dir / fmt.file_name(spec.name, precision)
+                    row = _make_artifact(fmt, precision, steps[fmt.name], staging / final.name, fp32_path, spec, ref, threads, log_lines)
+                    runner = row.pop("runner", None)
+                    if row.pop("landed", False):
+                        for f in fmt.files(staging / final.name):
+                            os.replace(f, out_dir / f.name)
+                        row["path"] = final.name
+                        runners[fmt.name, precision] = runner
+                    else:
+                        # An earlier run's file at this path (edgezoo's: claimed() checked) no
+                        # longer matches the manifest.
+                        for f in fmt.files(final):
+                            f.unlink(missing_ok=True)
+                    if precision == "fp32" and row["stage"] == "done":
+                        fp32_path = out_dir / final.name
+                    made.append(artifact_from(row))
+                    _print_row(made[-1])
+                    advance(1, f"{fmt.name} {precision}")
+                return made
+
+            if not isolate or len(chosen) == 1:  # in-process converters share one interpreter: one at a time
+                per_format = [one_format(fmt) for fmt in chosen]
+            else:
+                pool = ThreadPoolExecutor(len(chosen), thread_name_prefix="edgezoo-format")
+                futures = [pool.submit(one_format, fmt) for fmt in chosen]
+                try:
+                    per_format = [f.result() for f in futures]
+                except BaseException:
+                    # Ctrl-C, SIGTERM or a bug: no new step starts, every child is killed (which
+                    # ends each thread's wait on it), and the threads are gone before staging is.
+                    stop.set()
+                    for child in steps.values():
+                        child.close()
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+                pool.shutdown()
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return rows, log_lines
+    return [row for made in per_format for row in made], log_lines, runners
+
+
+def _latencies(net, runners: dict, ref: Reference, threads: int) -> dict:
+    """torch's and every landed file's latency at ``threads``, measured after all files are made,
+    in interleaved rounds (edgezoo bench goes further: a process per file and runtime)."""
+    measured = {"torch": torch_runner(net), **{key: r for key, r in runners.items() if r is not None}}
+    with torch_threads(threads):  # the caller's own thread count stays as it was
+        return measure_interleaved(measured, ref.inputs[0])
 
 
 def default_out(spec: ModelSpec) -> Path:
@@ -380,7 +418,7 @@ def _make_artifact(fmt, precision, child: ConverterChild, staged: Path, fp32_pat
             row.update(status="ok", error=None)
         else:
             row.update(status="failed", error=failure.message, failure=failure.kind.value)
-        row.update(measure_latency(runner, ref.inputs[0]))
+        row["runner"] = runner
     except Exception as exc:
         crashed = isinstance(exc, StepCrashed)
         kind = exc.kind if isinstance(exc, StepFailed) else type(exc).__name__

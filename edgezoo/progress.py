@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 
 from rich.console import Console
 from rich.text import Text
@@ -22,19 +23,21 @@ def quiet() -> bool:
 
 @contextlib.contextmanager
 def bar(description: str, total: int):
-    """Yields ``advance(n, note)``; a no-op when quiet."""
+    """Yields ``advance(n, note)``, which any thread may call; a no-op when quiet."""
     if quiet():
         yield lambda n=1, note="": None
         return
     if not console.is_terminal:  # a log file or CI: a line at each tenth instead of a redrawn bar
         done = 0
+        lock = threading.Lock()  # advanced from several threads (export's formats)
         print(f"{description}: 0/{total}", file=sys.stderr, flush=True)
 
         def advance_plain(n: int = 1, note: str = "") -> None:
             nonlocal done
-            before, done = done, done + n
-            if done * 10 // max(total, 1) != before * 10 // max(total, 1) or done == total:
-                print(f"{description}: {done}/{total} {note}", file=sys.stderr, flush=True)
+            with lock:
+                before, done = done, done + n
+                if done * 10 // max(total, 1) != before * 10 // max(total, 1) or done == total:
+                    print(f"{description}: {done}/{total} {note}", file=sys.stderr, flush=True)
 
         yield advance_plain
         return

@@ -28,17 +28,17 @@ def _fmt(value, spec: str, missing: str = "-") -> str:
     return missing if value is None else format(value, spec)
 
 
-SINGLE_RUN = "1-run ms"
+LATENCY = "latency ms"
 
 
 def export_table(manifest: Manifest) -> Table:
     ref = manifest.reference
     metric_name = ref.metric_name or "metric"
     table = Table(title=Text(f"{manifest.model}: {ref.eval_source}, {manifest.threads} threads on this host"), title_justify="left",
-                  caption=Text(f"{SINGLE_RUN}: each file's median right after it was made, one at a time: an indication. "
-                               "`edgezoo bench DIR` measures them side by side, interleaved, in each runtime"))
+                  caption=Text(f"{LATENCY}: median over 3 rounds taking torch and the files in turn, after all were made, in this "
+                               "process; `edgezoo bench DIR` gives each file and runtime its own process"))
     for col, justify in (("format", "left"), ("precision", "left"), ("ran as", "left"), ("size", "right"), (metric_name, "right"),
-                         ("Δ vs torch", "right"), ("agree", "right"), ("max|Δ|", "right"), (SINGLE_RUN, "right"), ("status", "left")):
+                         ("Δ vs torch", "right"), ("agree", "right"), ("max|Δ|", "right"), (LATENCY, "right"), ("status", "left")):
         table.add_column(col, justify=justify)
     bar = ref.bar
     said = Text("reference") if bar is None or bar.met else Text.assemble(("MISSES THE BAR", "bold red"), f" ({bar.direction} {bar.value:.4g})")
