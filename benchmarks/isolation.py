@@ -1,6 +1,8 @@
 """What the walls between converters cost: the flagship's export (checkpoint cached) with every
 converter, quantizer and first run in a child process per format, against the same steps run in
-the exporting process, interleaved in one run.
+the exporting process, interleaved in one run. With the walls the formats also go side by side
+(a child each); in one process they go one after another (the converters share one interpreter):
+the ratio is what a user sees, walls and parallel formats together.
 
     .venv/bin/python benchmarks/isolation.py [--rounds 3]    # measure, write results/isolation.json, update README
     .venv/bin/python benchmarks/isolation.py --render        # only re-render the README block

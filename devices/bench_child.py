@@ -8,9 +8,7 @@ its memory growth is the artifact's. The parent (edgezoo.bench) talks to it over
 
 from __future__ import annotations
 
-import sys
 import time
-import traceback
 from pathlib import Path
 
 import numpy as np
@@ -142,25 +140,9 @@ def memory() -> dict:
 
 
 def serve(fd: int) -> None:
-    """Answers the parent's requests (edgezoo.export.child's protocol: "call" a function of this
-    module by name) until the parent closes the connection."""
-    from multiprocessing.connection import Connection
-
-    from ..quiet import quiet_native
+    """Answers the parent's "call" requests for this module's functions (edgezoo.serving's
+    protocol) until the parent closes the connection."""
+    from ..serving import serve as serve_requests
 
     functions = {"load": load, "burst": burst, "memory": memory}
-    conn = Connection(fd)
-    while True:
-        try:
-            request = conn.recv()
-        except EOFError:
-            return
-        if request["op"] == "job":
-            sys.path[:] = request["path"]  # the parent's: a user's model file may import its neighbours
-            continue
-        try:
-            function = functions[request["function"].rsplit(":", 1)[1]]
-            with quiet_native():
-                conn.send(("ok", function(*request["args"])))
-        except Exception as exc:
-            conn.send(("error", type(exc).__name__, str(exc), "".join(traceback.format_exception(exc))))
+    serve_requests(fd, lambda request: functions[request["function"].rsplit(":", 1)[1]](*request["args"]))

@@ -119,35 +119,24 @@ def _context(job: ChildJob):
 
 def _serve(fd: int) -> None:
     """The child: answers requests until the parent closes the connection (or exits, however it
-    exits). A "job" request switches to another export's model and the parent's sys.path."""
-    from multiprocessing.connection import Connection
+    exits). A "job" request switches to another export's model."""
+    from ..serving import serve
 
-    conn = Connection(fd)
-    from ..quiet import quiet_native
+    state = {"job": None, "ctx": None}
 
-    job, ctx = None, None
-    while True:
-        try:
-            request = conn.recv()
-        except EOFError:
-            return
-        if request["op"] == "job":
-            job, ctx = request["job"], None
-            sys.path[:] = request["path"]  # the parent's, as it is now
-            continue
-        try:
-            function = by_name(request["function"])
-            with quiet_native():
-                if request["op"] == "convert":
-                    ctx = ctx or _context(job)  # built once per job, on its first conversion
-                    result = function(ctx, *request["args"])
-                elif request["op"] == "probe":
-                    result = _probe(function, request["args"])
-                else:
-                    result = function(*request["args"])
-            conn.send(("ok", result))
-        except Exception as exc:
-            conn.send(("error", type(exc).__name__, str(exc), "".join(traceback.format_exception(exc))))
+    def on_job(job) -> None:
+        state.update(job=job, ctx=None)
+
+    def handle(request: dict):
+        function = by_name(request["function"])
+        if request["op"] == "convert":
+            state["ctx"] = state["ctx"] or _context(state["job"])  # built once per job, on its first conversion
+            return function(state["ctx"], *request["args"])
+        if request["op"] == "probe":
+            return _probe(function, request["args"])
+        return function(*request["args"])
+
+    serve(fd, handle, on_job)
 
 
 def _probe(runner, args) -> None:

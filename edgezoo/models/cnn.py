@@ -33,7 +33,9 @@ CNN = register(
         load_data=load_digits_images,
         metric_name="accuracy",
         min_metric=0.97,
-        recipe=TrainRecipe(stages=(Stage(15, 3e-3),), batch_size=32, weight_decay=1e-4),
-        small={"stages": (Stage(10, 3e-3),)},
+        # 10 epochs missed the bar for one of three seeds (96.9%, benchmarks/seeds.py); 20 gave
+        # 98.6-99.2% over seeds 0-4 at 2 threads and 0-2 at 1 thread, in 7 s. The small variant
+        # (the suite's) is the same model and recipe.
+        recipe=TrainRecipe(stages=(Stage(20, 3e-3),), batch_size=32, weight_decay=1e-4),
     )
 )
