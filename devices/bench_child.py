@@ -134,6 +134,11 @@ def burst(calls: int) -> list[float]:
     return times
 
 
+def ready() -> bool:
+    """Answers once the child has started and imported this module."""
+    return True
+
+
 def memory() -> dict:
     """Peak resident memory since just before loading, less what the process held then."""
     return {"peak_rss_growth_bytes": max(0, _status_kib("VmHWM") - _STATE["base"]) * 1024}
@@ -144,5 +149,5 @@ def serve(fd: int) -> None:
     protocol) until the parent closes the connection."""
     from ..serving import serve as serve_requests
 
-    functions = {"load": load, "burst": burst, "memory": memory}
+    functions = {"ready": ready, "load": load, "burst": burst, "memory": memory}
     serve_requests(fd, lambda request: functions[request["function"].rsplit(":", 1)[1]](*request["args"]))

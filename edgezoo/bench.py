@@ -10,6 +10,7 @@ call; ratios are taken round by round (each round's medians), and stated with th
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import time
@@ -246,12 +247,20 @@ def _measure_group(group: list[_Plan], rounds: int, seconds_per_row: float, inpu
     for p in group:  # all start at once: their imports overlap, and nothing is timed yet
         p.child = ConverterChild(timeout_s=timeout, entry="edgezoo.devices.bench_child:serve")
         p.child.start()
+    for p in group:  # imported (so that a pause never lands inside an import that load would then time)
+        p.child.call(bench_child.ready)
+    # Only the row being timed runs: the others are stopped (SIGSTOP), since a runtime's threads
+    # spin for a while after each call (OpenMP, ONNX Runtime's pool) and would take the cores
+    # from a sibling (measured: torch eager at 2 threads 39x slower with ten idle siblings).
+    for p in group:
+        p.child.pause()
     try:
         for p in group:  # loading is timed, so one at a time
             try:
-                loaded = p.child.call(bench_child.load, p.runtime, str(p.target.path) if p.target.path else None, p.threads, p.device,
-                                      p.target.declared, input_shapes, p.target.model)
-                warm = p.child.call(bench_child.burst, 3)
+                with _running(p.child):
+                    loaded = p.child.call(bench_child.load, p.runtime, str(p.target.path) if p.target.path else None, p.threads, p.device,
+                                          p.target.declared, input_shapes, p.target.model)
+                    warm = p.child.call(bench_child.burst, 3)
             except (StepFailed, StepCrashed) as exc:
                 _fail(p, exc)
                 advance(rounds + 1)
@@ -270,14 +279,17 @@ def _measure_group(group: list[_Plan], rounds: int, seconds_per_row: float, inpu
                 if not p.row.ok:
                     continue
                 try:
-                    p.rounds.append(p.child.call(bench_child.burst, p.calls))
+                    with _running(p.child):
+                        p.child.call(bench_child.burst, 1)  # untimed: caches and threads wake from the pause
+                        p.rounds.append(p.child.call(bench_child.burst, p.calls))
                 except (StepFailed, StepCrashed) as exc:
                     _fail(p, exc)
                 advance(1, f"round {r + 1}/{rounds}")
         for p in group:
             if p.row.ok:
                 try:
-                    p.row.peak_rss_growth_bytes = p.child.call(bench_child.memory)["peak_rss_growth_bytes"]
+                    with _running(p.child):
+                        p.row.peak_rss_growth_bytes = p.child.call(bench_child.memory)["peak_rss_growth_bytes"]
                 except (StepFailed, StepCrashed) as exc:
                     _fail(p, exc)
                     continue
@@ -285,6 +297,15 @@ def _measure_group(group: list[_Plan], rounds: int, seconds_per_row: float, inpu
     finally:
         for p in group:
             p.child.close()
+
+
+@contextlib.contextmanager
+def _running(child):
+    child.resume()
+    try:
+        yield
+    finally:
+        child.pause()
 
 
 def _ran_as(stored: str, reported: str) -> str:

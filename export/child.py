@@ -242,6 +242,21 @@ class ConverterChild:
         self._conn = Connection(mine.detach())
         self._send_job()
 
+    def pause(self) -> None:
+        """Stops the child and what it started (SIGSTOP to its process group), so that its idle
+        threads, spinning after their last call, take no CPU from a sibling being timed."""
+        self._signal_group(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._signal_group(signal.SIGCONT)
+
+    def _signal_group(self, sig: int) -> None:
+        if self._alive():
+            try:
+                os.killpg(self._process.pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
     def close(self) -> int | None:
         """Kills the child and what it started; returns its exit code."""
         if self._process is None:
