@@ -159,14 +159,18 @@ def _plots(report: BenchReport, out: Path) -> list[Path]:
     top = max(report.threads)
     scored = [r for r in report.rows if r.ok and r.latency and r.metric is not None and r.threads == top]
     if scored:
-        fig, ax = plt.subplots(figsize=(8, 5))
-        for r in scored:
-            ax.scatter(r.latency.p50_ms, r.metric, marker="o" if r.on_pareto_front else "x", color="tab:red" if r.on_pareto_front else "tab:gray")
-            ax.annotate(r.key, (r.latency.p50_ms, r.metric), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        front = sorted((r for r in scored if r.on_pareto_front), key=lambda r: r.latency.p50_ms)
+        # Points are numbered and named in the legend: files of one model often share a metric,
+        # and names written beside the points would overprint one another.
+        fig, ax = plt.subplots(figsize=(10, 5))
+        scored.sort(key=lambda r: r.latency.p50_ms)
+        for i, r in enumerate(scored, 1):
+            ax.scatter(r.latency.p50_ms, r.metric, marker="o" if r.on_pareto_front else "x", color="tab:red" if r.on_pareto_front else "tab:gray",
+                       label=f"{i}: {r.key}{' (Pareto front)' if r.on_pareto_front else ''}")
+            ax.annotate(str(i), (r.latency.p50_ms, r.metric), fontsize=7, xytext=(2, 4 + 7 * (i % 3)), textcoords="offset points")
+        front = [r for r in scored if r.on_pareto_front]
         if len(front) > 1:
-            ax.plot([r.latency.p50_ms for r in front], [r.metric for r in front], color="tab:red", lw=1, label="Pareto front")
-            ax.legend()
+            ax.plot([r.latency.p50_ms for r in front], [r.metric for r in front], color="tab:red", lw=1)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         ax.set_xscale("log")
         ax.set_xlabel(f"p50 latency, ms ({top} threads, log scale)")
         ax.set_ylabel(f"{report.metric_name} ({'higher' if report.higher_is_better else 'lower'} is better)")
@@ -174,7 +178,7 @@ def _plots(report: BenchReport, out: Path) -> list[Path]:
         made.append(_save(fig, out / "bench-latency-vs-metric.png"))
         plt.close(fig)
     if len(report.threads) > 1:
-        fig, ax = plt.subplots(figsize=(8, 5))
+        fig, ax = plt.subplots(figsize=(10, 5))
         series: dict[str, list] = {}
         for r in report.rows:
             if r.ok and r.latency:
@@ -187,7 +191,7 @@ def _plots(report: BenchReport, out: Path) -> list[Path]:
         ax.set_xlabel("threads")
         ax.set_ylabel("p50 latency, ms (log scale)")
         ax.set_title(f"{report.model or 'bench'}: latency against threads on {report.host.cpu}", fontsize=9)
-        ax.legend(fontsize=6)
+        ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
         made.append(_save(fig, out / "bench-latency-vs-threads.png"))
         plt.close(fig)
     return made
