@@ -44,7 +44,10 @@ def _cmd_bench(args) -> int:
     if not paths:
         raise BadInput("pass export folders or .onnx/.tflite/.xml files, or --model NAME (exported first when needed)")
     out = Path(args.out) if args.out else (Path(paths[0]) if len(paths) == 1 and Path(paths[0]).is_dir() else Path("edgezoo-bench"))
-    report = bench(paths, threads=_int_list(args.threads, "--threads"), devices=args.device.split(","),
+    import os
+
+    threads = _int_list(args.threads, "--threads") if args.threads else sorted({1, min(os.cpu_count() or 1, 4)})
+    report = bench(paths, threads=threads, devices=args.device.split(","),
                    runtimes=args.runtimes.split(",") if args.runtimes else None, rounds=args.rounds, seconds_per_row=args.seconds,
                    input_shapes=[list(parse_input_shape(s)) for s in args.input_shape or []], timeout=args.timeout)
     written = write_bench(report, out, plots=not args.no_plots)
@@ -182,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure every artifact in every runtime that can run it: latency percentiles, load time, memory, threads")
     p.add_argument("paths", nargs="*", metavar="PATH", help="export folders, or .onnx/.tflite/.xml files made anywhere")
     p.add_argument("--model", default=None, help="a zoo model (or PATH.py:Class): its export folder, exported first when needed")
-    p.add_argument("--threads", default="1,2", help="comma-separated thread counts, each measured (default 1,2)")
+    p.add_argument("--threads", default=None, help="comma-separated thread counts, each measured (default: 1 and the cores, at most 4)")
     p.add_argument("--device", default="cpu", help="comma-separated: cpu, cuda (ONNX Runtime's CUDA provider), openvino:GPU (default cpu)")
     p.add_argument("--runtimes", default=None, help="comma-separated subset of torch,onnxruntime,openvino,litert,litert-ref (default: all that can run each file)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
