@@ -34,6 +34,32 @@ def test_small_variant_clears_the_bar(zoo_export, name):
     assert {(a.format, a.precision) for a in result.manifest.artifacts} == {(f, p) for f in FORMATS for p in PRECISIONS}
 
 
+_TORCH: dict = {}
+
+
+def _torch_side(spec):
+    """The test split in the export's fixed batch, and the trained torch model's outputs on it,
+    computed once for a model's six artifacts (the cases of one model run one after another, so
+    only the latest model's are kept)."""
+    if spec.name not in _TORCH:
+        from edgezoo.train import trained_model
+
+        _TORCH.clear()
+        data = spec.load_data(spec.inputs[0].shape)
+        model, _ = trained_model(spec)
+        batch = spec.inputs[0].shape[0]
+        feeds, refs, targets = [], [], []
+        for inputs, target in data.batches("test", batch):
+            n = len(target)
+            inputs = tuple(torch.cat([t, t[-1:].expand(batch - n, *t.shape[1:])]) for t in inputs)  # the export's fixed batch
+            feeds.append(([t.numpy() for t in inputs], n))
+            with torch.inference_mode():
+                refs.append(output_tuple(model(*inputs))[0].numpy()[:n])
+            targets.append(target.numpy())
+        _TORCH[spec.name] = (feeds, np.concatenate(refs)[: data.size("test")], np.concatenate(targets))
+    return _TORCH[spec.name]
+
+
 @pytest.mark.parametrize("name,fmt,precision", CASES, ids=[f"{m}-{f}-{p}" for m, f, p in CASES])
 def test_artifact(zoo_export, name, fmt, precision):
     spec, result = zoo_export(name)
@@ -49,21 +75,10 @@ def test_artifact(zoo_export, name, fmt, precision):
     assert row.bytes == sum((result.out_dir / f.path).stat().st_size for f in row.files)
 
     # Run the artifact again, independently of the pipeline, over the whole test split.
-    from edgezoo.train import trained_model
-
     runner = FORMATS[fmt].runner(path, 2)
     data = spec.load_data(spec.inputs[0].shape)
-    model, _ = trained_model(spec)
-    outs, refs, targets = [], [], []
-    batch = spec.inputs[0].shape[0]
-    for inputs, target in data.batches("test", batch):
-        n = len(target)
-        inputs = tuple(torch.cat([t, t[-1:].expand(batch - n, *t.shape[1:])]) for t in inputs)  # the export's fixed batch
-        outs.append(runner([t.numpy() for t in inputs])[0][:n])
-        with torch.inference_mode():
-            refs.append(output_tuple(model(*inputs))[0].numpy()[:n])
-        targets.append(target.numpy())
-    outs, refs, targets = np.concatenate(outs)[: data.size("test")], np.concatenate(refs)[: data.size("test")], np.concatenate(targets)
+    feeds, refs, targets = _torch_side(spec)
+    outs = np.concatenate([runner(feed)[0][:n] for feed, n in feeds])[: data.size("test")]
     measure = data.measure
     if data.scored_by_outputs:
         metric, torch_metric = data.metric(outs, targets), data.metric(refs, targets)
