@@ -321,7 +321,7 @@ def _fail(p: _Plan, exc: Exception) -> None:
     from .errors import one_line
     from .export.child import StepFailed
 
-    said = f"{exc.kind}: {one_line(exc)}" if isinstance(exc, StepFailed) and exc.kind not in ("ValueError",) else one_line(exc)
+    said = f"{exc.kind}: {one_line(exc)}" if isinstance(exc, StepFailed) else one_line(exc)
     p.row.status, p.row.error = "failed", f"{RUNTIME_LABELS[p.runtime]} could not run it: {said}"
     p.rounds = []
 
