@@ -48,6 +48,15 @@ def measure_latency(runner: Runner, inputs: Sequence[np.ndarray], warmup: int = 
     return {"latency_ms": statistics.median(times), "latency_p90_ms": times[int(0.9 * (len(times) - 1))], "latency_runs": len(times)}
 
 
+def ran_as(stored: str, reported: str) -> str:
+    """What computed, from a file's precision and what its runner reports: ONNX Runtime and LiteRT
+    run a file's own types ("as stored"); OpenVINO reports the float precision it picked (bf16
+    would not match torch), and runs a quantized file's int8 layers in int8 besides."""
+    if reported == "as stored":
+        return stored if stored != "unknown" else reported
+    return f"int8+{reported}" if stored == "int8" else reported
+
+
 def measure_interleaved(runners: dict, inputs: Sequence[np.ndarray], rounds: int = 3, warmup: int = 3, runs: int = 60,
                         max_seconds: float = 10.0) -> dict:
     """Each runner's median and p90 wall time of one call, measured in ``rounds`` rounds that take

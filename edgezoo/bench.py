@@ -242,6 +242,7 @@ def _groups(plans: list[_Plan]) -> list[list[_Plan]]:
 
 def _measure_group(group: list[_Plan], rounds: int, seconds_per_row: float, input_shapes, timeout: float, advance) -> None:
     from .devices import bench_child
+    from .devices.runners import ran_as
     from .export.child import ConverterChild, StepCrashed, StepFailed
 
     for p in group:  # all start at once: their imports overlap, and nothing is timed yet
@@ -266,7 +267,7 @@ def _measure_group(group: list[_Plan], rounds: int, seconds_per_row: float, inpu
                 advance(rounds + 1)
                 continue
             p.row.load_s, p.row.first_call_ms = round(loaded["load_s"], 4), loaded["first_call_ms"]
-            p.row.precision_ran, p.row.detail, p.row.inputs = _ran_as(p.row.precision, loaded["precision"]), loaded["detail"], loaded["inputs"]
+            p.row.precision_ran, p.row.detail, p.row.inputs = ran_as(p.row.precision, loaded["precision"]), loaded["detail"], loaded["inputs"]
             if p.row.batch is None and loaded["inputs"] and loaded["inputs"][0][0].isdigit():
                 p.row.batch = int(loaded["inputs"][0].split()[0].split("x")[0])
             per_call = max(statistics.median(warm), 1e-3) / 1e3
@@ -306,14 +307,6 @@ def _running(child):
         yield
     finally:
         child.pause()
-
-
-def _ran_as(stored: str, reported: str) -> str:
-    """What computed: ONNX Runtime and LiteRT run a file's own precision ("as stored"); OpenVINO
-    reports its float precision, and runs a quantized file's int8 layers in int8 besides."""
-    if reported == "as stored":
-        return stored if stored != "unknown" else reported
-    return f"int8+{reported}" if stored == "int8" else reported
 
 
 def _fail(p: _Plan, exc: Exception) -> None:

@@ -33,7 +33,7 @@ from .check import (
     nonfinite_reference,
     reference_outputs,
 )
-from .devices.runners import measure_interleaved, torch_runner, torch_threads
+from .devices.runners import measure_interleaved, ran_as, torch_runner, torch_threads
 from .errors import BadInput, one_line
 from .export import FORMATS, Format
 from .export.child import DEFAULT_STEP_TIMEOUT_S, ConverterChild, InProcess, StepCrashed, StepFailed, child_for, name_of, write_job
@@ -404,12 +404,7 @@ def _make_artifact(fmt, precision, child: ConverterChild, staged: Path, fp32_pat
         # Loaded and run once in the child first: a runtime that dies on the file fails this row.
         child.probe(fmt.runner, staged, threads, ref.inputs[0])
         runner = fmt.runner(staged, threads)
-        # "as stored": the runtime computes in the artifact's own types. OpenVINO picks a float
-        # precision for whatever is not int8; record it, since bf16 would not match torch.
-        if runner.precision == "as stored":
-            row["precision_ran"] = precision
-        else:
-            row["precision_ran"] = runner.precision if precision == "fp32" else f"int8+{runner.precision}"
+        row["precision_ran"] = ran_as(precision, runner.precision)
         row["runtime_detail"] = runner.detail
         measured = measure_artifact(runner, ref)
         row.update(measured.row_fields())
