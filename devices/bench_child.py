@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
+from .portable import fill_dynamic, seeded_inputs
 
 _STATE: dict = {}
 
@@ -81,20 +81,6 @@ def _torch_model(source: dict):
     return model.eval()
 
 
-def feed_for(declared: list[tuple[str, list[int], str]], seed: int = 0) -> list[np.ndarray]:
-    """Seeded inputs of the declared shapes and dtypes: floats standard normal, integers zero (an
-    index that every embedding and gather accepts), booleans false."""
-    rng = np.random.default_rng(seed)
-    feed = []
-    for _, shape, dtype in declared:
-        kind = np.dtype(dtype).kind
-        if kind == "f":
-            feed.append(rng.standard_normal(shape).astype(dtype))
-        else:
-            feed.append(np.zeros(shape, dtype))
-    return feed
-
-
 def load(runtime: str, path: str | None, threads: int, device: str, declared: list | None, shapes: list | None, model: dict | None) -> dict:
     """Loads (compiles) the artifact and calls it once. ``declared``: the inputs as the export's
     manifest gives them, [(name, shape, dtype)]; None to take what the file itself declares, with
@@ -105,15 +91,7 @@ def load(runtime: str, path: str | None, threads: int, device: str, declared: li
     started = time.perf_counter()
     runner = _runner(runtime, path, threads, device, model)
     load_s = time.perf_counter() - started
-    if declared is None:
-        declared, shapes = list(runner.inputs), list(shapes or [])
-        for i, (name, shape, dtype) in enumerate(declared):
-            if any(d is None for d in shape):
-                if i >= len(shapes):
-                    said = "x".join("?" if d is None else str(d) for d in shape)
-                    raise ValueError(f"input {name!r} has a dynamic shape {said}: pass --input-shape for it (once per input, in order)")
-                declared[i] = (name, list(shapes[i]), dtype)
-    feed = feed_for(declared)
+    feed = seeded_inputs(fill_dynamic(runner.inputs, shapes) if declared is None else declared)
     started = time.perf_counter()
     runner(feed)
     first_ms = (time.perf_counter() - started) * 1e3

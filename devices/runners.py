@@ -124,6 +124,8 @@ def torch_runner(model, threads: int | None = None) -> Runner:
 def onnxruntime_runner(path: Path, threads: int, providers: Sequence[str] | None = None) -> Runner:
     import onnxruntime as ort
 
+    from .portable import ONNX_TYPES
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
@@ -134,13 +136,10 @@ def onnxruntime_runner(path: Path, threads: int, providers: Sequence[str] | None
     def run(inputs):
         return sess.run(None, dict(zip(names, inputs)))
 
-    declared = [(i.name, [d if isinstance(d, int) and d >= 0 else None for d in i.shape], _ONNX_TYPES.get(i.type, "float32"))
+    declared = [(i.name, [d if isinstance(d, int) and d >= 0 else None for d in i.shape], ONNX_TYPES.get(i.type, "float32"))
                 for i in sess.get_inputs()]
     return Runner("onnxruntime", run, "as stored", {"threads": threads, "providers": sess.get_providers()}, declared)
 
-
-_ONNX_TYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64", "tensor(int64)": "int64",
-               "tensor(int32)": "int32", "tensor(int8)": "int8", "tensor(uint8)": "uint8", "tensor(bool)": "bool"}
 
 
 def openvino_runner(path: Path, threads: int, device: str = "CPU", precision_hint: str = "f32") -> Runner:
@@ -172,6 +171,7 @@ def litert_runner(path: Path, threads: int, delegate: str | None = "XNNPACK") ->
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from ..quiet import quiet_native
+    from .portable import dequantize, is_quantized, quantize
 
     resolver = OpResolverType.AUTO if delegate else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     with quiet_native():  # "INFO: Created TensorFlow Lite XNNPACK delegate" comes from C++
@@ -182,29 +182,12 @@ def litert_runner(path: Path, threads: int, delegate: str | None = "XNNPACK") ->
     out_details = runner.get_output_details()
     in_names = list(in_details)  # signature order = model argument order (args_0, args_1, ...)
 
-    def quantize(x, d):
-        scale, zero = d["quantization"]
-        if d["dtype"] in (np.int8, np.uint8, np.int16) and scale:
-            info = np.iinfo(d["dtype"])
-            return np.clip(np.round(x / scale) + zero, info.min, info.max).astype(d["dtype"])
-        return np.asarray(x, dtype=d["dtype"])
-
-    def dequantize(y, d):
-        scale, zero = d["quantization"]
-        if d["dtype"] in (np.int8, np.uint8, np.int16) and scale:
-            return (y.astype(np.float32) - zero) * scale
-        return y
-
     def run(inputs):
-        feed = {n: quantize(x, in_details[n]) for n, x in zip(in_names, inputs)}
+        feed = {n: quantize(x, in_details[n]["dtype"], *in_details[n]["quantization"]) for n, x in zip(in_names, inputs)}
         out = runner(**feed)
-        return [dequantize(out[k], out_details[k]) for k in out_details]
+        return [dequantize(out[k], *out_details[k]["quantization"]) for k in out_details]
 
     io = {n: np.dtype(d["dtype"]).name for n, d in in_details.items()}
     declared = [(n, [int(x) if x >= 0 else None for x in d.get("shape_signature", d["shape"])],
-                 "float32" if _quantized(d) else np.dtype(d["dtype"]).name) for n, d in in_details.items()]
+                 "float32" if is_quantized(d) else np.dtype(d["dtype"]).name) for n, d in in_details.items()]
     return Runner("litert", run, "as stored", {"threads": threads, "delegate": delegate or "none (builtin kernels)", "input_dtypes": io}, declared)
-
-
-def _quantized(detail: dict) -> bool:
-    return detail["dtype"] in (np.int8, np.uint8, np.int16) and bool(detail["quantization"][0])

@@ -44,7 +44,7 @@ class Target:
     bytes: int | None
     sha256: str | None
     metric: float | None
-    declared: list | None              # [(name, shape, dtype)] from a manifest, else the file's own
+    declared: list | None              # [(name, shape, dtype, value_range)] from a manifest, else the file's own
     model: dict | None = None          # torch eager: how the child rebuilds the model
 
 
@@ -106,7 +106,7 @@ def _from_manifest(manifest: Manifest, folder: Path, ctx: Context) -> list[Targe
     ctx.metric_name = manifest.reference.metric_name
     measure = METRICS.get(manifest.reference.metric_name)
     ctx.higher_is_better = None if measure is None else measure.higher_is_better
-    declared = [(i.name, list(i.shape), i.dtype) for i in manifest.inputs]
+    declared = [(i.name, list(i.shape), i.dtype, i.value_range) for i in manifest.inputs]
     targets = []
     torch_model = _torch_source(manifest)
     if torch_model is not None:

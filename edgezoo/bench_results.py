@@ -11,7 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import typed
-from .errors import BadInput
 from .manifest import Host
 
 RUNTIME_LABELS = {"torch": "torch eager", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO",
@@ -103,13 +102,7 @@ class BenchReport:
 
     @classmethod
     def from_dict(cls, data, source: str = "bench.json") -> "BenchReport":
-        version = data.get("schema_version") if isinstance(data, dict) else None
-        if version != SCHEMA_VERSION:
-            raise BadInput(f"{source} has schema version {version!r}; this edgezoo reads version {SCHEMA_VERSION}: run edgezoo bench again")
-        try:
-            return typed.build(cls, data)
-        except (TypeError, ValueError, KeyError) as exc:
-            raise BadInput(f"{source} does not follow bench schema {SCHEMA_VERSION} ({exc}): run edgezoo bench again") from None
+        return typed.from_versioned(cls, data, SCHEMA_VERSION, source, "bench", "run edgezoo bench again")
 
 
 def json_schema() -> dict:
@@ -121,9 +114,4 @@ def render_schema() -> str:
 
 
 def read_bench(path: str | Path) -> BenchReport:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise BadInput(f"{str(path)!r} cannot be read as bench results ({str(exc)[:120]}): run edgezoo bench again") from None
-    return BenchReport.from_dict(data, repr(str(path)))
+    return BenchReport.from_dict(typed.read_json(path, "bench results", "run edgezoo bench again"), repr(str(path)))

@@ -37,12 +37,7 @@ def _cmd_bench(args) -> int:
     from .report import bench_table, write_bench
     from .usermodel import parse_input_shape
 
-    paths = list(args.paths)
-    if args.model:
-        paths.append(_exported(args.model, args.input_shape, args.timeout))
-        args.input_shape = None  # they were the model's; its export's manifest now says them
-    if not paths:
-        raise BadInput("pass export folders or .onnx/.tflite/.xml files, or --model NAME (exported first when needed)")
+    paths = _paths_or_model(args, "export folders or .onnx/.tflite/.xml files")
     out = Path(args.out) if args.out else (Path(paths[0]) if len(paths) == 1 and Path(paths[0]).is_dir() else Path("edgezoo-bench"))
     import os
 
@@ -60,6 +55,42 @@ def _cmd_bench(args) -> int:
         progress.status(f"{len(failed)} of {len(report.rows)} rows failed", "bold red", "; see the table above")
         return 1
     return 0
+
+
+def _cmd_verify(args) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from .report import verify_table, write_verify
+    from .usermodel import parse_input_shape
+    from .verify import verify
+
+    paths = _paths_or_model(args, "export folders or .onnx/.tflite files")
+    out = Path(args.out) if args.out else (Path(paths[0]) if len(paths) == 1 and Path(paths[0]).is_dir() else Path("edgezoo-verify"))
+    report = verify(paths, arch=args.arch, cores=[c.strip() for c in args.cpu.split(",") if c.strip()], samples=args.samples,
+                    input_shapes=[list(parse_input_shape(s)) for s in args.input_shape or []], timeout=args.timeout)
+    written = write_verify(report, out)
+    Console(width=max(200, Console().width)).print(verify_table(report))
+    print("wrote " + ", ".join(str(w) for w in written))
+    bad = [r for r in report.rows if not r.ok]
+    if bad:
+        from . import progress
+
+        progress.status(f"{len(bad)} of {len(report.rows)} files x cores do not match this host's outputs", "bold red", "; see the table above")
+        return 1
+    return 0
+
+
+def _paths_or_model(args, what: str) -> list[str]:
+    """PATH arguments, plus --model's export folder (exported first when needed)."""
+    paths = list(args.paths)
+    if args.model:
+        paths.append(_exported(args.model, args.input_shape, args.timeout))
+        args.input_shape = None  # they were the model's; its export's manifest now says them
+    if not paths:
+        raise BadInput(f"pass {what}, or --model NAME (exported first when needed)")
+    return paths
 
 
 def _int_list(text: str, flag: str) -> list[int]:
@@ -104,9 +135,10 @@ def _cmd_report(args) -> int:
 
     folder = Path(args.folder)
     console = Console(width=max(200, Console().width))
-    manifest_path, bench_path = folder / "manifest.json", folder / "bench.json"
-    if not manifest_path.is_file() and not bench_path.is_file():
-        raise BadInput(f"{str(folder)!r} holds neither manifest.json nor bench.json: pass an export folder (edgezoo export --out) or a bench folder")
+    manifest_path, bench_path, verify_path = folder / "manifest.json", folder / "bench.json", folder / "verify.json"
+    if not any(p.is_file() for p in (manifest_path, bench_path, verify_path)):
+        raise BadInput(f"{str(folder)!r} holds no manifest.json, bench.json or verify.json: pass an export folder (edgezoo export --out), "
+                       "a bench folder or a verify folder")
     if manifest_path.is_file():
         manifest = read_manifest(manifest_path)
         console.print(export_table(manifest))
@@ -121,6 +153,13 @@ def _cmd_report(args) -> int:
                 progress.warn(f"bench.json measured {len(stale)} file(s) this export no longer holds: run edgezoo bench {folder} again")
     else:
         print(f"no benchmarks yet: edgezoo bench {folder}")
+    if verify_path.is_file():
+        from .report import verify_table
+        from .verify_results import read_verify
+
+        console.print(verify_table(read_verify(verify_path)))
+    else:
+        print(f"not verified on arm64 yet: edgezoo verify {folder}")
     return 0
 
 
@@ -196,7 +235,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=DEFAULT_STEP_TIMEOUT_S, metavar="SECONDS", help="limit for each row's load and each burst of calls")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("report", help="show an export folder's manifest and its benchmarks")
+    p = sub.add_parser("verify", help="run every .onnx and .tflite file in the aarch64 builds of its runtime under QEMU, held to this host's outputs")
+    p.add_argument("paths", nargs="*", metavar="PATH", help="export folders, or .onnx/.tflite files made anywhere")
+    p.add_argument("--model", default=None, help="a zoo model (or PATH.py:Class): its export folder, exported first when needed")
+    p.add_argument("--arch", default="arm64", help="the architecture to emulate (arm64)")
+    p.add_argument("--cpu", default="cortex-a72,cortex-a76", help="comma-separated cores: cortex-a53, cortex-a72 (Raspberry Pi 4), cortex-a76 (Pi 5, phones)")
+    p.add_argument("--samples", type=int, default=3, help="seeded input sets per file (default 3)")
+    p.add_argument("--input-shape", action="append", default=None, help="shape of a file's dynamic input, batch first (repeat per input, in order)")
+    p.add_argument("--out", default=None, help="where verify.json and verify.md go (default: the export folder, else edgezoo-verify)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_STEP_TIMEOUT_S, metavar="SECONDS", help="limit for each file on each side")
+    p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("report", help="show an export folder's manifest, its benchmarks and its arm64 verification")
     p.add_argument("folder", metavar="DIR")
     p.set_defaults(func=_cmd_report)
 

@@ -29,6 +29,9 @@ class InputEntry:
     name: str
     shape: list[int]
     dtype: str
+    # The values the model expects, [low, high) (high exclusive for integers): what seeded test
+    # inputs are drawn from when a file is checked away from its data (edgezoo verify).
+    value_range: list[float] | None = None
 
 
 @dataclass

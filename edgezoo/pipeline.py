@@ -246,7 +246,7 @@ def export(
             dataset=spec.dataset,
             weights=weights_source,
             weights_sha256=weights_sha256,
-            inputs=[InputEntry(i.name, list(i.shape), i.dtype) for i in spec.inputs],
+            inputs=[InputEntry(i.name, list(i.shape), i.dtype, list(i.value_range)) for i in spec.inputs],
             reference=manifest_types.Reference(
                 framework="torch",
                 metric_name=spec.metric_name,

@@ -12,6 +12,7 @@ from .bench_results import RUNTIME_LABELS, BenchReport, Ratio
 from .fileio import atomic_open, write_text_atomic
 from .manifest import Manifest
 from .metrics import METRICS
+from .verify_results import VerifyReport
 
 
 def human_bytes(n: int | None) -> str:
@@ -212,6 +213,58 @@ def bench_table(report: BenchReport) -> Table:
     for col in columns:
         table.add_column(col, justify="left" if col in ("artifact", "runtime", "device", "ran as", "status") else "right", no_wrap=col != "status")
     for row in bench_rows(report):
+        status = row["status"]
+        table.add_row(*(escape(row[c]) for c in columns[:-1]), Text(status, "green" if status == "ok" else "bold red"))
+    return table
+
+
+# ---- edgezoo verify's results ---------------------------------------------------------------------
+
+VERIFY_COLUMNS = ["artifact", "runtime", "core", "inputs", "samples", "max |Δ|", "relative", "steps", "bound", "status"]
+
+
+def verify_rows(report: VerifyReport) -> list[dict[str, str]]:
+    from .devices.arm64 import CORES
+
+    out = []
+    for r in report.rows:
+        core = CORES.get(r.core)
+        out.append({"artifact": r.label, "runtime": RUNTIME_LABELS.get(r.runtime, r.runtime),
+                    "core": r.core + (f" ({core.found_in.split(',')[0]})" if core else ""), "inputs": ", ".join(r.inputs) or "-",
+                    "samples": str(r.samples), "max |Δ|": _fmt(r.max_abs_diff, ".2g"), "relative": _fmt(r.max_rel_diff, ".2g"),
+                    "steps": _fmt(r.max_units, ".3g"), "bound": r.bound or "-",
+                    "status": "ok" if r.ok else f"{r.status.upper()}: {r.error}"})
+    return out
+
+
+def _verify_caption(report: VerifyReport) -> str:
+    return (f"Each file run by the aarch64 builds of its runtime ({', '.join(f'{k} {v}' for k, v in report.guest_versions.items())}) under "
+            f"{report.emulator}, against the same file on this host ({report.host.cpu}), on {report.samples} seeded input sets. "
+            "relative: max |Δ| over the largest output value (float outputs); steps: max |Δ| in quantization steps (quantized outputs). "
+            "Emulated: says nothing of a device's latency.")
+
+
+def verify_markdown(report: VerifyReport) -> str:
+    head = [f"# edgezoo verify --arch {report.arch}: {report.model or ', '.join(report.sources)}", "", _verify_caption(report), ""]
+    lines = ["| " + " | ".join(VERIFY_COLUMNS) + " |", "|" + "---|" * len(VERIFY_COLUMNS)]
+    lines += ["| " + " | ".join(row[c].replace("|", "/") for c in VERIFY_COLUMNS) + " |" for row in verify_rows(report)]
+    return "\n".join(head + lines) + "\n"
+
+
+def write_verify(report: VerifyReport, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "verify.json", report.to_json())
+    write_text_atomic(out / "verify.md", verify_markdown(report))
+    return [out / "verify.json", out / "verify.md"]
+
+
+def verify_table(report: VerifyReport) -> Table:
+    table = Table(title=Text(f"{report.model or ', '.join(report.sources)} on emulated {report.arch}"), title_justify="left",
+                  caption=Text(_verify_caption(report)))
+    columns = [c for c in VERIFY_COLUMNS if c != "inputs"]
+    for col in columns:
+        table.add_column(col, justify="left" if col in ("artifact", "runtime", "core", "bound", "status") else "right", no_wrap=col != "status")
+    for row in verify_rows(report):
         status = row["status"]
         table.add_row(*(escape(row[c]) for c in columns[:-1]), Text(status, "green" if status == "ok" else "bold red"))
     return table

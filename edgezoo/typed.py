@@ -96,3 +96,30 @@ def json_schema(root, version: int, title: str, schema_id: str) -> dict:
     if "schema_version" not in body["required"]:
         body["required"].append("schema_version")
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": schema_id, "title": title, **body, "$defs": defs}
+
+
+def from_versioned(cls, data, version: int, source: str, what: str, again: str):
+    """``data`` as ``cls`` when its ``schema_version`` is ``version``; otherwise one line saying
+    which version it has (or what does not fit) and ``again``, the command that writes it anew."""
+    from .errors import BadInput
+
+    found = data.get("schema_version") if isinstance(data, dict) else None
+    if found != version:
+        raise BadInput(f"{source} has schema version {found!r}; this edgezoo reads version {version}: {again}")
+    try:
+        return build(cls, data)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BadInput(f"{source} does not follow {what} schema {version} ({exc}): {again}") from None
+
+
+def read_json(path, what: str, again: str):
+    """A JSON file's parsed content, or one line saying why it cannot be read as ``what``."""
+    import json
+    from pathlib import Path
+
+    from .errors import BadInput
+
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadInput(f"{str(path)!r} cannot be read as {what} ({str(exc)[:120]}): {again}") from None

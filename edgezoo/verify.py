@@ -1,0 +1,245 @@
+"""`edgezoo verify --arch arm64`: every .onnx and .tflite artifact loaded and run by the real
+aarch64 build of its runtime (onnxruntime, ai-edge-litert with XNNPACK) in an aarch64 Python under
+user-mode QEMU, as each chosen Arm core, on the same seeded inputs as on this host; its outputs are
+held to this host's: float outputs within 1e-4 relative, quantized outputs within one step.
+
+Both sides run the same standalone script (edgezoo/devices/portable.py, numpy and the runtime
+only), each in its own process: a runtime that crashes or hangs fails its row, not the run. The
+host's outputs come first; each core then runs every file that ran here.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import progress
+from .bench import Target, discover
+from .errors import BadInput, one_line
+from .verify_results import FP32_REL_BOUND, INT8_UNIT_BOUND, VerifyReport, VerifyRow
+
+ARCHS = ("arm64",)
+RUNTIME_BY_SUFFIX = {".onnx": "onnxruntime", ".tflite": "litert"}
+# Ops that move or reshape values without changing them: an output behind them still has the
+# quantization step of the DequantizeLinear before them.
+_VALUE_PRESERVING = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity"}
+
+
+def verify(paths: list[str | Path], arch: str = "arm64", cores: list[str] | None = None, samples: int = 3,
+           input_shapes: list[list[int]] | None = None, timeout: float = 600.0) -> VerifyReport:
+    from .devices import arm64
+    from .hostinfo import host, versions
+
+    if arch not in ARCHS:
+        raise BadInput(f"--arch {arch!r}: edgezoo verify emulates {', '.join(ARCHS)} (aarch64)")
+    cores = arm64.check_cores(list(cores or arm64.DEFAULT_CORES))
+    if samples < 1:
+        raise BadInput(f"--samples {samples}: pass at least 1 (default 3)")
+    started = time.perf_counter()
+    found, ctx = discover(paths)
+    targets = [t for t in found if t.path is not None and t.path.suffix in RUNTIME_BY_SUFFIX]
+    if not targets:
+        raise BadInput(f"nothing to verify in {', '.join(ctx.sources)}: edgezoo verify runs .onnx and .tflite files "
+                       "(OpenVINO IR is not checked on arm64)")
+    rows: list[VerifyRow] = []
+    with progress.bar(f"verify {arch} {ctx.model or ', '.join(ctx.sources)}", total=len(targets) * (1 + len(cores))) as advance:
+        guest = arm64.guest(say=lambda text: advance(0, text))
+        with tempfile.TemporaryDirectory(prefix="edgezoo-verify-") as tmp:
+            work = Path(tmp)
+            items = [_item(i, t, samples, input_shapes, work / "x86") for i, t in enumerate(targets)]
+            here, _ = run_job([sys.executable, "-s", _script()], dict(os.environ), items, work / "x86", timeout, advance)
+            guest_versions: dict = {}
+            for core in cores:
+                todo = [{**item, "feeds": item["out"], "out": str(work / core / f"{item['id']}.npz")} for item in items
+                        if here[item["id"]]["status"] == "ok"]
+                advance(len(items) - len(todo))
+                there, header = run_job(guest.command(core, _script()), guest.env(), todo, work / core, timeout, advance) if todo else ({}, None)
+                guest_versions = guest_versions or (header or {}).get("versions", {})
+                for item, target in zip(items, targets):
+                    rows.append(_row(target, item, core, here[item["id"]], there.get(item["id"])))
+    return VerifyReport(ctx.sources, ctx.model, arch, cores, samples, host(), versions(["edgezoo", "numpy", "onnxruntime", "ai-edge-litert"]),
+                        guest_versions, _qemu_version(guest.qemu), round(time.perf_counter() - started, 1), rows)
+
+
+def _script() -> str:
+    from .devices import portable
+
+    return str(Path(portable.__file__).resolve())
+
+
+def _item(i: int, target: Target, samples: int, input_shapes, folder: Path) -> dict:
+    return {"id": f"f{i}", "path": str(target.path), "runtime": RUNTIME_BY_SUFFIX[target.path.suffix], "samples": samples,
+            "inputs": target.declared, "shapes": input_shapes, "feeds": None, "out": str(folder / f"f{i}.npz")}
+
+
+def _row(target: Target, item: dict, core: str, here: dict, there: dict | None) -> VerifyRow:
+    row = VerifyRow(target.label, target.format, target.precision, item["runtime"], core, "failed", target.shown_path, target.sha256, item["samples"])
+    if here["status"] != "ok":
+        row.error = f"does not run on this host either: {one_line(here['error'])}"
+        return row
+    if there is None or there["status"] != "ok":
+        row.error = one_line(there["error"]) if there else "not run"
+        return row
+    with np.load(item["out"]) as x86, np.load(there["out"]) as arm:
+        row.inputs = [f"{'x'.join(map(str, x86[k].shape))} {x86[k].dtype.name}" for k in sorted(x86.keys()) if k.startswith("s0_i")]
+        units = _units(target, here["output_units"])
+        _compare(row, x86, arm, units)
+    return row
+
+
+def _units(target: Target, reported: list) -> list:
+    """Each output's quantization step: as the runtime reports it (TFLite), or, for an ONNX file,
+    the scale of the DequantizeLinear that makes it."""
+    if target.path.suffix != ".onnx":
+        return reported
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(target.path), load_external_data=False).graph
+    consts = {t.name: t for t in graph.initializer}
+    made_by = {out: node for node in graph.node for out in node.output}
+    for node in graph.node:
+        if node.op_type == "Constant" and node.attribute:
+            consts.setdefault(node.output[0], node.attribute[0].t)
+    units = []
+    for out in graph.output:
+        node = made_by.get(out.name)
+        while node is not None and node.op_type in _VALUE_PRESERVING:
+            node = made_by.get(node.input[0])
+        unit = None
+        if node is not None and node.op_type == "DequantizeLinear" and node.input[1] in consts:
+            scale = numpy_helper.to_array(consts[node.input[1]])
+            unit = float(scale.max()) if scale.size else None
+        units.append(unit)
+    return units
+
+
+def _compare(row: VerifyRow, x86, arm, units: list) -> None:
+    worst_units = worst_rel = worst_abs = 0.0
+    bounds = set()
+    for key in sorted(k for k in x86.keys() if "_o" in k):
+        a, b = x86[key], arm[key] if key in arm else None
+        if b is None or a.shape != b.shape:
+            row.status, row.error = "mismatch", f"output {key}: shape {None if b is None else b.shape} on arm64, {a.shape} here"
+            return
+        a64, b64 = a.astype(np.float64), b.astype(np.float64)
+        same = (a64 == b64) | (np.isnan(a64) & np.isnan(b64))
+        diff = np.where(same, 0.0, np.abs(a64 - b64))
+        d = float(np.nan_to_num(diff, nan=np.inf).max()) if diff.size else 0.0
+        worst_abs = max(worst_abs, d)
+        unit = units[int(key.split("_o")[1])]
+        if unit:
+            worst_units = max(worst_units, d / unit)
+            bounds.add(f"{INT8_UNIT_BOUND:g} quantization step")
+        else:
+            scale = float(np.nan_to_num(np.abs(a64), nan=0.0, posinf=0.0, neginf=0.0).max()) if a.size else 0.0
+            worst_rel = max(worst_rel, d / scale if scale > 0 else (0.0 if d == 0 else np.inf))
+            bounds.add(f"{FP32_REL_BOUND:g} relative")
+    row.max_abs_diff = worst_abs
+    row.max_units = worst_units if any("step" in b for b in bounds) else None
+    row.max_rel_diff = worst_rel if any("relative" in b for b in bounds) else None
+    row.bound = " and ".join(sorted(bounds))
+    within = (row.max_units or 0.0) <= INT8_UNIT_BOUND + 1e-6 and (row.max_rel_diff or 0.0) <= FP32_REL_BOUND
+    row.status = "ok" if within else "mismatch"
+    if not within:
+        row.error = "outputs differ from this host's beyond " + row.bound
+
+
+def run_job(cmd: list[str], env: dict, items: list[dict], folder: Path, timeout: float, advance) -> tuple[dict, dict | None]:
+    """Runs portable.py's job over ``items`` in ``cmd``'s process; one item at a time it waits
+    ``timeout`` seconds for its line. A process that dies or hangs fails the item it was on, and
+    the items after it go to a new process (all fail alike if it dies before it starts).
+    Returns {item id: what the script said (with "out")} and the script's first line."""
+    folder.mkdir(parents=True, exist_ok=True)
+    results: dict[str, dict] = {}
+    header = None
+    pending = list(items)
+    attempt = 0
+    while pending:
+        attempt += 1
+        job = folder / f"job-{attempt}.json"
+        job.write_text(json.dumps({"threads": 1, "items": pending}))
+        errors = open(folder / f"job-{attempt}.stderr", "w+")
+        proc = subprocess.Popen([*cmd, "run", str(job)], stdout=subprocess.PIPE, stderr=errors, stdin=subprocess.DEVNULL, text=True,
+                                env=env, start_new_session=True)
+        lines: queue.Queue = queue.Queue()
+        threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True).start()
+        done, started = 0, False
+        try:
+            while done < len(pending):
+                try:
+                    line = lines.get(timeout=timeout)
+                except queue.Empty:
+                    results[pending[done]["id"]] = {"status": "failed", "error": f"did not finish in {timeout:g} s (process killed)"}
+                    done += 1
+                    advance(1)
+                    break
+                if line is None:  # the process ended before saying every item
+                    why = _death(proc, errors)
+                    stop = done + 1 if started else len(pending)
+                    for item in pending[done:stop]:
+                        results[item["id"]] = {"status": "failed", "error": why}
+                        advance(1)
+                    done = stop
+                    break
+                said = _parse(line)
+                if said is None:
+                    continue
+                if said.get("started"):
+                    started, header = True, said
+                    continue
+                if said.get("id") == pending[done]["id"]:
+                    results[said["id"]] = {**said, "out": pending[done]["out"]}
+                    done += 1
+                    advance(1)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            errors.close()
+        pending = pending[done:]
+    return results, header
+
+
+def _pump(stream, lines: queue.Queue) -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
+
+
+def _parse(line: str) -> dict | None:
+    try:
+        said = json.loads(line)
+    except ValueError:
+        return None  # a runtime's own chatter on stdout
+    return said if isinstance(said, dict) else None
+
+
+def _death(proc: subprocess.Popen, errors) -> str:
+    code = proc.wait()
+    errors.seek(0)
+    tail = " ".join(l.strip() for l in errors.read().strip().splitlines()[-2:])[:200]
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        why = f"the process died of {name}"
+    else:
+        why = f"the process exited with status {code}"
+    return f"{why}{': ' + tail if tail else ''}"
+
+
+def _qemu_version(qemu: str) -> str:
+    done = subprocess.run([qemu, "--version"], capture_output=True, text=True)
+    return (done.stdout.strip().splitlines() or ["unknown"])[0]
