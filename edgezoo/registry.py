@@ -60,6 +60,10 @@ class TrainRecipe:
     batch_size: int
     weight_decay: float = 0.0
     seed: int = 0
+    # Decay per step of an exponential moving average of the weights, which is what gets kept
+    # (as DDPM samples from); None keeps the last step's weights. Models without batch norm only:
+    # its running statistics follow the live weights, not the average.
+    ema: float | None = None
 
     @property
     def epochs(self) -> int:

@@ -17,15 +17,10 @@ FAST = ("--rounds", "3", "--seconds", "0.3")
 
 
 @pytest.fixture(scope="module")
-def mlp_export(tmp_path_factory):
-    """The MLP's small variant exported with int8 (trained once per session): a model edgezoo knows,
-    so torch eager gets a row too."""
-    from edgezoo import zoo
-    from edgezoo.pipeline import export
-
-    out = tmp_path_factory.mktemp("mlp-bench") / "out"
-    export(zoo.get("mlp").small_variant(), int8=True, out=out, calib_samples=32)
-    return out
+def mlp_export(zoo_export):
+    """The MLP's small variant exported with int8 (the session's, shared with the matrix): a model
+    edgezoo knows, so torch eager gets a row too."""
+    return zoo_export("mlp")[1].out_dir
 
 
 def test_bench_measures_every_artifact_in_every_runtime_that_can_run_it(cli, mlp_export):
