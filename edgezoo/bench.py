@@ -177,22 +177,57 @@ def check_threads(threads: list[int]) -> list[int]:
 
 
 def check_devices(devices: list[str]) -> list[str]:
+    """Host devices (DEVICES) are measured; a device profile's name (devices/profiles/) is estimated."""
     import difflib
 
+    from .devices.estimate import profile_names
+
+    known = list(DEVICES) + profile_names()
     for d in devices:
-        if d not in DEVICES:
-            close = difflib.get_close_matches(d, list(DEVICES), n=1)
+        if d not in known:
+            close = difflib.get_close_matches(d, known, n=1)
             hint = f"did you mean {close[0]}? " if close else ""
-            raise BadInput(f"--device {d!r} is not one edgezoo knows: {hint}pass one of {', '.join(DEVICES)}")
+            raise BadInput(f"--device {d!r} is not one edgezoo knows: {hint}pass one of {', '.join(DEVICES)} (measured here) "
+                           f"or a device profile, {', '.join(profile_names())} (estimated)")
     return list(dict.fromkeys(devices))
+
+
+def _estimate_rows(target: Target, device: str, threads: list[int], runtimes: list[str] | None) -> list[BenchRow]:
+    """Rows for a device edgezoo cannot reach: its profile's estimate for each thread count."""
+    from .devices.estimate import estimate, load_profile
+
+    if target.path is None or target.path.suffix not in (".onnx", ".tflite"):
+        return []
+    profile = load_profile(device)
+    runtime = RUNTIMES_BY_SUFFIX[target.path.suffix][0]
+    if runtimes is not None and runtime not in runtimes:
+        return []
+    precision = target.precision if target.precision in ("fp32", "int8") else "fp32"
+    rows = []
+    for t in threads:
+        row = BenchRow(target.label, target.format, precision, runtime, device, t, "estimated", target.shown_path, target.sha256,
+                       target.bytes, metric=target.metric)
+        if t > profile["cores"]:
+            row.status, row.error = "unavailable", f"{profile['title']} has {profile['cores']} cores for this; pass --threads up to {profile['cores']}"
+        else:
+            e = estimate(target.path, device, runtime, precision, t)
+            row.estimated_ms, row.roofline_ms, row.estimate_basis = e.latency_ms, e.roofline_ms, e.basis
+            if e.latency_ms is None:
+                row.status, row.error = "unavailable", f"no estimate: {e.basis}"
+        rows.append(row)
+    return rows
 
 
 def bench(paths: list[str | Path], threads: list[int] = (1, 2), devices: list[str] = ("cpu",), runtimes: list[str] | None = None,
           rounds: int = 5, seconds_per_row: float = 2.0, input_shapes: list[list[int]] | None = None, timeout: float = 600.0) -> BenchReport:
     from .hostinfo import host, versions
 
-    threads = check_threads(list(threads))
     devices = check_devices(list(devices))
+    if any(d in DEVICES for d in devices):
+        threads = check_threads(list(threads))
+    elif not threads or min(threads) < 1:
+        raise BadInput(f"--threads {','.join(map(str, threads)) or '(none)'}: pass counts from 1 up to the device's cores")
+    threads = sorted(set(threads))
     if rounds < 1:
         raise BadInput(f"--rounds {rounds}: pass at least 1 (default 5)")
     if not seconds_per_row > 0:
@@ -203,8 +238,12 @@ def bench(paths: list[str | Path], threads: list[int] = (1, 2), devices: list[st
             raise BadInput(f"--runtimes {','.join(unknown)}: pass some of {', '.join(RUNTIME_LABELS)}")
     started = time.perf_counter()
     targets, ctx = discover(paths)
-    plans = []
+    plans, estimated = [], []
     for device in devices:
+        if device not in DEVICES:
+            for target in targets:
+                estimated += _estimate_rows(target, device, threads, runtimes)
+            continue
         why_not = available(device)
         for target in targets:
             names = ("torch",) if target.format == "torch" else RUNTIMES_BY_SUFFIX[target.path.suffix]
@@ -219,13 +258,13 @@ def bench(paths: list[str | Path], threads: list[int] = (1, 2), devices: list[st
                     if why_not is not None:
                         row.status, row.error = "unavailable", why_not
                     plans.append(_Plan(target, runtime, device, t, row))
-    if not plans:
+    if not plans and not estimated:
         raise BadInput("nothing to measure: no runtime in --runtimes can run these files on --device")
     live = [p for p in plans if p.row.status == "ok"]
     with progress.bar(f"bench {ctx.model or ', '.join(ctx.sources)}", total=len(live) * (rounds + 1)) as advance:
         for group in _groups(live):
             _measure_group(group, rounds, seconds_per_row, input_shapes, timeout, advance)
-    rows = [p.row for p in plans]
+    rows = [p.row for p in plans] + estimated
     _ratios(plans)
     _pareto(rows, ctx.higher_is_better)
     return BenchReport(ctx.sources, ctx.model, ctx.metric_name, ctx.higher_is_better, host(), versions(["edgezoo", "numpy", "onnxruntime", "openvino", "ai-edge-litert", "torch"]),

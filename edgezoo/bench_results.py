@@ -49,7 +49,7 @@ class BenchRow:
     runtime: str
     device: str
     threads: int
-    status: str                        # "ok", "failed", "unavailable"
+    status: str                        # "ok", "failed", "unavailable", "estimated" (a device profile's)
     path: str | None = None            # as given, or relative to the export folder
     sha256: str | None = None
     bytes: int | None = None
@@ -67,6 +67,11 @@ class BenchRow:
     vs_fp32: Ratio | None = None
     vs_torch: Ratio | None = None
     detail: dict[str, typing.Any] = field(default_factory=dict)
+    # A device profile's estimate (devices/estimate.py), never a measurement: the estimate, the
+    # plain roofline beside it, and which published figures the runtime's efficiency was fitted on.
+    estimated_ms: float | None = None
+    roofline_ms: float | None = None
+    estimate_basis: str | None = None
 
     @property
     def ok(self) -> bool:

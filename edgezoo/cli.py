@@ -225,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="*", metavar="PATH", help="export folders, or .onnx/.tflite/.xml files made anywhere")
     p.add_argument("--model", default=None, help="a zoo model (or PATH.py:Class): its export folder, exported first when needed")
     p.add_argument("--threads", default=None, help="comma-separated thread counts, each measured (default: 1 and the cores, at most 4)")
-    p.add_argument("--device", default="cpu", help="comma-separated: cpu, cuda (ONNX Runtime's CUDA provider), openvino:GPU (default cpu)")
+    p.add_argument("--device", default="cpu", help="comma-separated: cpu, cuda (ONNX Runtime's CUDA provider), openvino:GPU (measured here); "
+                   "or a device profile (rpi4, pixel3a: estimated from devices/profiles/) (default cpu)")
     p.add_argument("--runtimes", default=None, help="comma-separated subset of torch,onnxruntime,openvino,litert,litert-ref (default: all that can run each file)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     p.add_argument("--seconds", type=float, default=2.0, help="seconds of timed calls per row, over all rounds (default 2)")

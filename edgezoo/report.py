@@ -126,11 +126,17 @@ def bench_rows(report: BenchReport) -> list[dict[str, str]]:
         out.append({"artifact": r.label, "runtime": RUNTIME_LABELS.get(r.runtime, r.runtime), "device": r.device, "threads": str(r.threads),
                     "ran as": r.precision_ran or "-", "size": human_bytes(r.bytes),
                     "metric": _fmt(r.metric, ".4g") + (" *" if r.on_pareto_front else ""), "load s": _fmt(r.load_s, ".2f"),
-                    "p50 ms": _fmt(lat and lat.p50_ms, ".3f"), "p90 ms": _fmt(lat and lat.p90_ms, ".3f"), "p99 ms": _fmt(lat and lat.p99_ms, ".3f"),
+                    "p50 ms": _fmt(lat and lat.p50_ms, ".3f") if r.estimated_ms is None else f"≈{r.estimated_ms:.3g}", "p90 ms": _fmt(lat and lat.p90_ms, ".3f"), "p99 ms": _fmt(lat and lat.p99_ms, ".3f"),
                     "per s": _fmt(r.throughput_per_s, ".1f"), "peak mem": human_bytes(r.peak_rss_growth_bytes),
                     "vs fp32": _ratio_text(r.vs_fp32), "vs torch": _ratio_text(r.vs_torch),
-                    "status": "ok" if r.ok else f"{r.status.upper()}: {r.error}"})
+                    "status": _bench_status(r)})
     return out
+
+
+def _bench_status(r) -> str:
+    if r.status == "estimated":
+        return f"estimated, not measured (plain roofline {r.roofline_ms:.3g} ms; fitted on {r.estimate_basis})"
+    return "ok" if r.ok else f"{r.status.upper()}: {r.error}"
 
 
 BENCH_COLUMNS = ["artifact", "runtime", "device", "threads", "ran as", "size", "metric", "load s", "p50 ms", "p90 ms", "p99 ms", "per s",
@@ -214,7 +220,7 @@ def bench_table(report: BenchReport) -> Table:
         table.add_column(col, justify="left" if col in ("artifact", "runtime", "device", "ran as", "status") else "right", no_wrap=col != "status")
     for row in bench_rows(report):
         status = row["status"]
-        table.add_row(*(escape(row[c]) for c in columns[:-1]), Text(status, "green" if status == "ok" else "bold red"))
+        table.add_row(*(escape(row[c]) for c in columns[:-1]), Text(status, "green" if status == "ok" else "yellow" if status.startswith("estimated") else "bold red"))
     return table
 
 
