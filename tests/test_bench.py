@@ -153,3 +153,18 @@ def test_bench_results_of_another_version_are_refused_in_one_line(tmp_path):
     path.write_text(json.dumps({"schema_version": 99, "rows": []}))
     with pytest.raises(BadInput, match="schema version 99; this edgezoo reads version 1"):
         read_bench(path)
+
+
+def test_bench_model_exports_first_then_benches_that_export(cli, tmp_path):
+    """--model NAME: its export folder (edgezoo-out/NAME in the working folder) is made when missing,
+    then benched; a second call benches the export already there."""
+    first = cli("bench", "--model", "mlp", "--threads", "1", "--runtimes", "onnxruntime", *FAST, "--no-plots")
+    assert first.returncode == 0, first.stdout + first.stderr
+    out = tmp_path / "edgezoo-out" / "mlp"
+    manifest = read_manifest(out / "manifest.json")
+    report = read_bench(out / "bench.json")
+    assert report.model == "mlp" and {r.label for r in report.rows} == {f"onnx {a.precision}" for a in manifest.artifacts if a.format == "onnx"}
+    exported_at = (out / "manifest.json").stat().st_mtime_ns
+    again = cli("bench", "--model", "mlp", "--threads", "1", "--runtimes", "onnxruntime", *FAST, "--no-plots")
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert (out / "manifest.json").stat().st_mtime_ns == exported_at  # not exported again
