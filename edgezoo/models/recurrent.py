@@ -62,7 +62,7 @@ class Forecaster(nn.Module):
         return years[:, -1, :] + self.head(out[:, -1, :]) * SCALE
 
 
-def _card(name: str, cell: str, layers: int, description: str, recipe: TrainRecipe) -> ModelSpec:
+def _card(name: str, cell: str, layers: int, description: str, recipe: TrainRecipe, small: dict) -> ModelSpec:
     return ModelSpec(
         name=name,
         task="time-series forecasting",
@@ -77,12 +77,17 @@ def _card(name: str, cell: str, layers: int, description: str, recipe: TrainReci
         int8_scheme="weights",
         tolerance=Tolerance(int8_metric_drop=1.0),
         recipe=recipe,
-        small={"build_kwargs": {"hidden": 32}},
+        small=small,
     )
 
 
 # 199 training windows: noisy to fit. LSTM at 150 epochs, batch 16 scored 28.0 (misses the bar);
 # 300 epochs scored 17.7 (hidden 64) and 25.0 (hidden 32). Batch 32 (half the steps) scored 28.3
 # at hidden 64, missing the bar 27.1: the full recipe keeps batch 16.
-register(_card("rnn", "rnn", 1, "Elman RNN (tanh), 64 hidden", TrainRecipe(stages=(Stage(150, 3e-3),), batch_size=16, weight_decay=1e-4)))
-register(_card("lstm", "lstm", 2, "2-layer LSTM, 64 hidden", TrainRecipe(stages=(Stage(300, 3e-3),), batch_size=16)))
+# The tests' LSTM is one layer of 64: two layers of 32 (the previous small variant) scored 25.0,
+# 21.3 and 28.7 over training seeds 0-2 (seed 2 misses the bar), one layer of 64 24.7, 24.0, 21.3
+# (seeds 3-4: 23.2, 20.7) in half the time. Weight decay 1e-4 changed nothing.
+register(_card("rnn", "rnn", 1, "Elman RNN (tanh), 64 hidden", TrainRecipe(stages=(Stage(150, 3e-3),), batch_size=16, weight_decay=1e-4),
+               small={"build_kwargs": {"hidden": 32}}))
+register(_card("lstm", "lstm", 2, "2-layer LSTM, 64 hidden", TrainRecipe(stages=(Stage(300, 3e-3),), batch_size=16),
+               small={"build_kwargs": {"layers": 1}}))
