@@ -104,3 +104,20 @@ def test_isolation_block_is_generated_from_stored_results():
 def test_flagship_bench_block_is_generated_from_stored_results():
     flagship = _script("flagship_bench")
     assert _block(flagship.BEGIN, flagship.END) == flagship.render()
+
+
+def test_arm64_table_is_generated_from_stored_results_and_every_file_agreed():
+    arm64 = _script("arm64")
+    stored = json.loads(arm64.RESULTS.read_text())
+    assert _block(arm64.BEGIN, arm64.END) == arm64.render(stored)
+    from edgezoo import zoo
+
+    assert set(stored) == set(zoo.names())
+    for name, report in stored.items():
+        assert {r["core"] for r in report["rows"]} == {"cortex-a72", "cortex-a76"}, name
+        assert all(r["status"] == "ok" for r in report["rows"]), name
+
+
+def test_estimates_block_is_generated_from_the_profiles():
+    estimates = _script("estimates")
+    assert _block(estimates.BEGIN, estimates.END) == estimates.render()
