@@ -66,17 +66,13 @@ class EmulationUnavailable(EdgezooError):
 
 
 def check_cores(names: list[str]) -> list[str]:
-    import difflib
-
-    from ..errors import BadInput
+    from ..errors import BadInput, did_you_mean
 
     for name in names:
         if name == "max":
             raise BadInput(f"--cpu 'max' is not emulated: QEMU 7.2's 'max' core gave XNNPACK wrong int8 results; pass some of {', '.join(CORES)}")
         if name not in CORES:
-            close = difflib.get_close_matches(name, list(CORES), n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise BadInput(f"--cpu {name!r} is not a core edgezoo emulates: {hint}pass some of {', '.join(CORES)}")
+            raise BadInput(f"--cpu {name!r} is not a core edgezoo emulates: {did_you_mean(name, CORES)}pass some of {', '.join(CORES)}")
     if not names:
         raise BadInput(f"--cpu is empty: pass some of {', '.join(CORES)}")
     return list(dict.fromkeys(names))

@@ -17,7 +17,6 @@ beside it as the baseline.
 
 from __future__ import annotations
 
-import difflib
 import json
 import tomllib
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import BadInput
+from ..errors import BadInput, did_you_mean
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
 REFERENCE_COSTS = PROFILES_DIR / "reference_costs.json"
@@ -70,9 +69,7 @@ def profile_names() -> list[str]:
 def load_profile(name: str) -> dict:
     path = PROFILES_DIR / f"{name}.toml"
     if name not in profile_names():
-        close = difflib.get_close_matches(name, profile_names(), n=1)
-        hint = f"did you mean {close[0]}? " if close else ""
-        raise BadInput(f"no device profile {name!r}: {hint}edgezoo has {', '.join(profile_names())} (devices/profiles/)")
+        raise BadInput(f"no device profile {name!r}: {did_you_mean(name, profile_names())}edgezoo has {', '.join(profile_names())} (devices/profiles/)")
     with open(path, "rb") as f:
         return tomllib.load(f)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from . import progress
 from .bench_results import RUNTIME_LABELS, BenchReport, BenchRow, Latency, Ratio
-from .errors import BadInput
+from .errors import BadInput, did_you_mean
 from .fileio import sha256_file
 from .manifest import Manifest, read_manifest
 
@@ -178,16 +178,12 @@ def check_threads(threads: list[int]) -> list[int]:
 
 def check_devices(devices: list[str]) -> list[str]:
     """Host devices (DEVICES) are measured; a device profile's name (devices/profiles/) is estimated."""
-    import difflib
-
     from .devices.estimate import profile_names
 
     known = list(DEVICES) + profile_names()
     for d in devices:
         if d not in known:
-            close = difflib.get_close_matches(d, known, n=1)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise BadInput(f"--device {d!r} is not one edgezoo knows: {hint}pass one of {', '.join(DEVICES)} (measured here) "
+            raise BadInput(f"--device {d!r} is not one edgezoo knows: {did_you_mean(d, known)}pass one of {', '.join(DEVICES)} (measured here) "
                            f"or a device profile, {', '.join(profile_names())} (estimated)")
     return list(dict.fromkeys(devices))
 

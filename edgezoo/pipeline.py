@@ -7,7 +7,6 @@ folder before it is complete (staged, then os.replace), and the manifest is writ
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import math
 import os
 import shutil
@@ -34,7 +33,7 @@ from .check import (
     reference_outputs,
 )
 from .devices.runners import measure_interleaved, ran_as, torch_runner, torch_threads
-from .errors import BadInput, one_line
+from .errors import BadInput, did_you_mean, one_line
 from .export import FORMATS, Format
 from .export.child import DEFAULT_STEP_TIMEOUT_S, ConverterChild, InProcess, StepCrashed, StepFailed, child_for, name_of, write_job
 from .fileio import sha256_file, write_text_atomic
@@ -81,9 +80,7 @@ def parse_formats(formats: str | Sequence[str] | None) -> list[Format]:
     chosen = []
     for name in names:
         if name not in FORMATS:
-            close = difflib.get_close_matches(name, FORMATS, n=1, cutoff=0.4)
-            hint = f"did you mean {close[0]}? " if close else ""
-            raise BadInput(f"--formats: unknown format {name!r}: {hint}choose from {','.join(FORMATS)}")
+            raise BadInput(f"--formats: unknown format {name!r}: {did_you_mean(name, FORMATS, cutoff=0.4)}choose from {','.join(FORMATS)}")
         if FORMATS[name] not in chosen:
             chosen.append(FORMATS[name])
     return chosen

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import progress
 from .bench import Target, discover
-from .errors import BadInput, one_line
+from .errors import BadInput, how_it_ended, one_line
 from .verify_results import FP32_REL_BOUND, INT8_UNIT_BOUND, VerifyReport, VerifyRow
 
 ARCHS = ("arm64",)
@@ -229,14 +229,7 @@ def _death(proc: subprocess.Popen, errors) -> str:
     code = proc.wait()
     errors.seek(0)
     tail = " ".join(l.strip() for l in errors.read().strip().splitlines()[-2:])[:200]
-    if code < 0:
-        try:
-            name = signal.Signals(-code).name
-        except ValueError:
-            name = f"signal {-code}"
-        why = f"the process died of {name}"
-    else:
-        why = f"the process exited with status {code}"
+    why = f"the process died of {how_it_ended(code)}" if code < 0 else f"the process ended ({how_it_ended(code)})"
     return f"{why}{': ' + tail if tail else ''}"
 
 

@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from ..errors import how_it_ended
 from .base import by_name, name_of
 
 # The slowest step measured on the zoo is 19 s (AlexNet's full-integer TFLite on 2 cores), plus up
@@ -220,8 +221,7 @@ class ConverterChild:
             code = self.close()
             if timed_out:
                 raise StepCrashed(f"did not finish {doing} in {self.timeout_s:.0f} s (child process killed; --timeout sets the limit)")
-            said = signal.Signals(-code).name if code is not None and code < 0 and -code in signal.valid_signals() else f"exit code {code}"
-            raise StepCrashed(f"crashed ({said}) {doing}, in a child process")
+            raise StepCrashed(f"crashed ({how_it_ended(code)}) {doing}, in a child process")
         if reply[0] == "error":
             raise StepFailed(reply[1], reply[2], reply[3])
         return reply[1]

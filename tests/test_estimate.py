@@ -3,7 +3,6 @@ MobileNetV2 predicted within 30% of each profiled device's published figure, and
 
 from __future__ import annotations
 
-import json
 
 import pytest
 import torch
