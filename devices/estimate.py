@@ -42,11 +42,10 @@ class OpCost:
 class Costs:
     macs: float
     bytes: float
-    ops: int
 
     @classmethod
     def of(cls, ops: list[OpCost]) -> "Costs":
-        return cls(float(sum(o.macs for o in ops)), float(sum(o.bytes for o in ops)), len(ops))
+        return cls(float(sum(o.macs for o in ops)), float(sum(o.bytes for o in ops)))
 
 
 @dataclass
@@ -241,13 +240,13 @@ def leave_one_out(profile: dict, runtime: str, precision: str) -> list[dict]:
     return out
 
 
-def estimate(path: str | Path, device: str, runtime: str, precision: str, threads: int) -> Estimate:
+def estimate(path: str | Path, device: str, runtime: str, precision: str, threads: list[int]) -> list[Estimate]:
+    """One estimate per thread count: the file's graph is read and the efficiencies fitted once."""
     profile = load_profile(device)
-    if threads < 1:
-        raise BadInput(f"--threads {threads}: pass at least 1")
+    if not threads or min(threads) < 1:
+        raise BadInput(f"--threads {','.join(map(str, threads)) or '(none)'}: pass counts of at least 1")
     ops = graph_costs(path, precision)
-    roof = roofline_ms(profile, precision, ops, threads)
+    costs = Costs.of(ops)
     u, basis = fit(profile, runtime, precision)
-    if u is None:
-        return Estimate(device, runtime, precision, threads, None, roof, basis)
-    return Estimate(device, runtime, precision, threads, predict(profile, precision, Costs.of(ops), u, threads), roof, basis)
+    return [Estimate(device, runtime, precision, t, None if u is None else predict(profile, precision, costs, u, t),
+                     roofline_ms(profile, precision, ops, t), basis) for t in threads]

@@ -199,14 +199,16 @@ def _estimate_rows(target: Target, device: str, threads: list[int], runtimes: li
     if runtimes is not None and runtime not in runtimes:
         return []
     precision = target.precision if target.precision in ("fp32", "int8") else "fp32"
+    fits = [t for t in threads if t <= profile["cores"]]
+    estimates = {e.threads: e for e in estimate(target.path, device, runtime, precision, fits)} if fits else {}
     rows = []
     for t in threads:
         row = BenchRow(target.label, target.format, precision, runtime, device, t, "estimated", target.shown_path, target.sha256,
                        target.bytes, metric=target.metric)
-        if t > profile["cores"]:
+        e = estimates.get(t)
+        if e is None:
             row.status, row.error = "unavailable", f"{profile['title']} has {profile['cores']} cores for this; pass --threads up to {profile['cores']}"
         else:
-            e = estimate(target.path, device, runtime, precision, t)
             row.estimated_ms, row.roofline_ms, row.estimate_basis = e.latency_ms, e.roofline_ms, e.basis
             if e.latency_ms is None:
                 row.status, row.error = "unavailable", f"no estimate: {e.basis}"
