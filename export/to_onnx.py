@@ -12,37 +12,48 @@ from .base import ExportContext, Format
 
 
 def onnx_graph(ctx: ExportContext) -> Path:
-    """The fp32 ONNX graph, exported once per export and shared (OpenVINO converts from it): each
-    format's child process finds it in the staging folder once one of them has made it."""
+    """The fp32 ONNX graph, exported once per export and shared (OpenVINO converts from it). The
+    formats' children run side by side: the first to ask makes it under a lock on the staging
+    folder, and the others wait for it there (rather than export the same graph again at the same
+    time, into the same partial file). A child killed while holding the lock releases it."""
 
     def make() -> Path:
-        import os
+        import fcntl
 
-        import torch
-
-        path = ctx.workdir / "graph.onnx"
-        if path.is_file():
-            return path
-        partial = ctx.workdir / "graph.partial.onnx"  # a child killed mid-write leaves no graph behind
-        with quiet_native():
-            program = torch.onnx.export(
-                ctx.model,
-                ctx.example_inputs,
-                dynamo=True,
-                opset_version=18,
-                external_data=False,
-                input_names=ctx.input_names,
-                output_names=ctx.output_names,
-                verbose=False,
-            )
-            program.save(str(partial), external_data=False)
-        import onnx
-
-        onnx.checker.check_model(str(partial), full_check=True)
-        os.replace(partial, path)
-        return path
+        with open(ctx.workdir / "graph.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return _make_graph(ctx)
 
     return ctx.once("onnx", make)
+
+
+def _make_graph(ctx: ExportContext) -> Path:
+    """The graph in the staging folder: made now unless another child made it already."""
+    import os
+
+    import torch
+
+    path = ctx.workdir / "graph.onnx"
+    if path.is_file():
+        return path
+    partial = ctx.workdir / "graph.partial.onnx"  # a child killed mid-write leaves no graph behind
+    with quiet_native():
+        program = torch.onnx.export(
+            ctx.model,
+            ctx.example_inputs,
+            dynamo=True,
+            opset_version=18,
+            external_data=False,
+            input_names=ctx.input_names,
+            output_names=ctx.output_names,
+            verbose=False,
+        )
+        program.save(str(partial), external_data=False)
+    import onnx
+
+    onnx.checker.check_model(str(partial), full_check=True)
+    os.replace(partial, path)
+    return path
 
 
 def export_fp32(ctx: ExportContext, path: Path) -> None:

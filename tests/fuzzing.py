@@ -5,7 +5,9 @@
 Each target writes the fuzzer's bytes to a file the way a user would hand it over and calls the
 loader. Allowed outcomes: a value, or edgezoo's one-line refusal (BadInput, no newline). Any other
 exception, a crash or a hang is a finding. The seed corpus holds a valid file of each kind and a
-pickle whose payload would create a marker file: if that file ever appears, a payload ran.
+pickle whose payload would create a marker file: if that file ever appears, a payload ran. Inputs
+that were findings once (tests/fixtures/fuzz_findings/TARGET/) join the seeds, so every run replays
+them first; a new finding is written to the run's temporary folder, never the working directory.
 tests/test_fuzz.py runs each target briefly in the suite; this script runs it as long as asked.
 """
 
@@ -29,6 +31,7 @@ with atheris.instrument_imports(include=["edgezoo"]):
     from edgezoo.weights import read_state_dict
 
 WORK = Path(tempfile.mkdtemp(prefix="edgezoo-fuzz-"))
+FINDINGS = Path(__file__).parent / "fixtures" / "fuzz_findings"
 MARKER = WORK / "payload-ran"
 CALIB_INPUT = (InputSpec("x", (1, 3, 4, 4)),)
 
@@ -116,6 +119,7 @@ def seed_corpus(target: str, folder: Path) -> None:
         m = Manifest("m", "", "", "", "w", None, [InputEntry("x", [1, 3], "float32")], Reference("torch", None, None, 1, "s"), None, None, None, None,
                      2, Host("x86_64", "Linux", "cpu", 2), {"torch": "2.13.0"}, 1.0, [Artifact("onnx", "fp32", "ok", "onnxruntime", "done", "m.onnx", 3, "ab")])
         seeds += [m.to_json().encode(), b"[]", b"{}"]
+    seeds += [p.read_bytes() for p in sorted((FINDINGS / target).glob("*"))]
     for i, seed in enumerate(seeds):
         (folder / f"seed{i}").write_bytes(seed)
 
@@ -132,7 +136,7 @@ def main() -> int:
         return max(subprocess.run([sys.executable, __file__, name, *limits]).returncode for name in TARGETS)
     corpus = WORK / "corpus"
     seed_corpus(args.target, corpus)
-    flags = [sys.argv[0], "-rss_limit_mb=4096", "-timeout=60", str(corpus)]
+    flags = [sys.argv[0], "-rss_limit_mb=4096", "-timeout=60", f"-artifact_prefix={WORK}/", str(corpus)]
     flags += [f"-max_total_time={args.seconds}"] if args.seconds else []
     flags += [f"-runs={args.runs}"] if args.runs else []
     atheris.Setup(flags, TARGETS[args.target])
