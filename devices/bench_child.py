@@ -77,6 +77,10 @@ def _torch_model(source: dict):
 
         builder = by_name(source["builder"])
     model = builder(**source["kwargs"])
+    if source.get("architecture"):
+        from ..architecture import apply_architecture
+
+        apply_architecture(model, source["architecture"], source["builder"])
     load_into(model, read_state_dict(source["weights"]), source["weights"])
     return model.eval()
 

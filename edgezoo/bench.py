@@ -131,7 +131,7 @@ def _torch_source(manifest: Manifest) -> dict | None:
     weights = Path(src.weights)
     if not weights.is_file() or sha256_file(weights) != manifest.weights_sha256:
         return None
-    return {"builder": src.builder, "kwargs": src.kwargs, "weights": str(weights), "from_file": src.from_file}
+    return {"builder": src.builder, "kwargs": src.kwargs, "weights": str(weights), "from_file": src.from_file, "architecture": src.architecture}
 
 
 # ---- measuring ----------------------------------------------------------------------------------

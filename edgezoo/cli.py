@@ -16,7 +16,8 @@ def _cmd_export(args) -> int:
 
     result = export(args.model, int8=args.int8 or args.int8_scheme is not None, formats=args.formats, out=args.out, weights=args.weights,
                     input_shape=args.input_shape, calib=args.calib, calib_samples=args.calib_samples,
-                    threads=args.threads, retrain=args.retrain, int8_scheme=args.int8_scheme, timeout=args.timeout)
+                    threads=args.threads, retrain=args.retrain, int8_scheme=args.int8_scheme, timeout=args.timeout,
+                    prune=args.prune, finetune_epochs=args.finetune_epochs)
     Console(width=max(160, Console().width)).print(export_table(result.manifest))
     failed = [a for a in result.manifest.artifacts if not a.ok]
     print(f"manifest: {result.manifest_path}")
@@ -177,6 +178,22 @@ def _cmd_train(args) -> int:
     return 0 if bar is None or data.measure.clears(metric, bar[0]) else 1
 
 
+def _cmd_prune(args) -> int:
+    from . import zoo
+    from .prune import check_prunable, pruned_model
+    from .report import human_count
+
+    spec = zoo.get(args.model)
+    check_prunable(spec, args.ratio, args.finetune_epochs, None)
+    r = pruned_model(spec, args.ratio, args.finetune_epochs)
+    (m0, m1), (p0, p1), (a0, a1) = r.macs, r.params, r.metric
+    print(f"{spec.name} pruned {r.ratio:.0%} of its channels ({len(r.architecture)} modules narrower): MACs {human_count(m0)} -> {human_count(m1)} "
+          f"({m1 / m0 - 1:+.0%}), parameters {human_count(p0)} -> {human_count(p1)} ({p1 / p0 - 1:+.0%}); "
+          f"test {spec.metric_name} {a0:.4f} -> {a1:.4f} after {r.finetune_epochs} fine-tuning epochs; weights {r.weights}")
+    print(f"export it with: edgezoo export --model {spec.name} --prune {r.ratio:g}" + (f" --finetune-epochs {args.finetune_epochs}" if args.finetune_epochs is not None else ""))
+    return 0
+
+
 def _cmd_list(args) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -217,6 +234,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--calib-samples", type=int, default=128, help="calibration samples to use (default 128)")
     p.add_argument("--threads", type=int, default=2, help="threads for every runtime when checking and timing (default 2)")
     p.add_argument("--retrain", action="store_true", help="train again even if a checkpoint is cached")
+    p.add_argument("--prune", type=float, default=None, metavar="RATIO",
+                   help="remove this fraction of the channels first (structured, torch-pruning), fine-tune, then export the smaller model")
+    p.add_argument("--finetune-epochs", type=int, default=None, help="fine-tuning epochs after --prune (default: a quarter of the card's)")
     p.add_argument("--timeout", type=float, default=DEFAULT_STEP_TIMEOUT_S, metavar="SECONDS",
                    help=f"limit for each conversion, quantization or first run of a file, in its child process (default {DEFAULT_STEP_TIMEOUT_S:.0f})")
     p.set_defaults(func=_cmd_export)
@@ -255,6 +275,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--retrain", action="store_true", help="train again even if a checkpoint is cached")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("prune", help="remove whole channels of a zoo model (torch-pruning), fine-tune it and cache it")
+    p.add_argument("--model", required=True)
+    p.add_argument("--ratio", type=float, required=True, help="fraction of the channels to remove, in (0, 1)")
+    p.add_argument("--finetune-epochs", type=int, default=None, help="fine-tuning epochs (default: a quarter of the card's)")
+    p.set_defaults(func=_cmd_prune)
 
     p = sub.add_parser("list", help="list the zoo's models")
     p.set_defaults(func=_cmd_list)

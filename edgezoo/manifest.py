@@ -139,6 +139,23 @@ class ModelSource:
     kwargs: dict[str, typing.Any]
     weights: str
     from_file: bool = False
+    architecture: dict[str, typing.Any] | None = None   # a pruned model's (edgezoo.architecture)
+
+
+@dataclass
+class Pruning:
+    """A pruned export: the fraction of channels removed, the fine-tuning, and what it changed
+    (MACs and parameters at the export's input shape; the held-out test metric in torch)."""
+
+    ratio: float
+    finetune_epochs: int
+    macs_before: int
+    macs_after: int
+    params_before: int
+    params_after: int
+    metric_before: float
+    metric_after: float
+    modules_changed: int
 
 
 @dataclass
@@ -162,6 +179,7 @@ class Manifest:
     artifacts: list[Artifact]
     log: FileEntry | None = None       # export.log, when a step failed: edgezoo's to replace next time
     source: ModelSource | None = None  # None for initial weights, which cannot be rebuilt
+    pruning: Pruning | None = None     # --prune: what was removed, and what it cost
     schema_version: int = SCHEMA_VERSION
 
     def artifact(self, fmt: str, precision: str) -> Artifact | None:

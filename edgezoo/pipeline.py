@@ -181,11 +181,14 @@ def export(
     int8_scheme: str | None = None,
     timeout: float = DEFAULT_STEP_TIMEOUT_S,
     isolate: bool = True,
+    prune: float | None = None,
+    finetune_epochs: int | None = None,
 ) -> ExportResult:
     """What `edgezoo export` does: every chosen format in fp32 (and int8), each checked against torch.
     ``int8_scheme`` ("static" or "weights") replaces the model card's choice for every format.
     ``isolate=False`` runs the converters in this process, without the wall (for measuring what
-    the wall costs, or for a debugger): a converter's crash then ends the export."""
+    the wall costs, or for a debugger): a converter's crash then ends the export. ``prune``: the
+    fraction of channels to remove first (edgezoo.prune; fine-tuned ``finetune_epochs``, cached)."""
     started = time.perf_counter()
     check_arguments(threads, calib_samples, timeout)
     chosen = parse_formats(formats)
@@ -196,11 +199,24 @@ def export(
             raise BadInput(f"--int8-scheme {int8_scheme!r}: not a scheme; use one of {', '.join(INT8_SCHEMES)}")
         spec = dataclasses.replace(spec, int8_scheme=int8_scheme, int8_scheme_by_format={})
     calibrates = int8 and any(spec.int8_scheme_for(f.name) == "static" for f in chosen)
-    out_dir, created = prepare_out_dir(out if out is not None else default_out(spec))
+    if prune is not None:
+        from .prune import check_prunable
+
+        check_prunable(spec, prune, finetune_epochs, weights)
+    out_dir, created = prepare_out_dir(out if out is not None else default_out(spec, prune))
+    pruning = None
     try:
         if calib is not None:
             calib_set = calibration.from_user_files(calib, spec.inputs, limit=calib_samples)
         net, weights_source, weights_sha256, training = load_model(spec, weights, retrain=retrain)
+        if prune is not None:
+            from .prune import pruned_model
+
+            pruned = pruned_model(spec, prune, finetune_epochs)
+            spec = dataclasses.replace(spec, architecture=pruned.architecture)
+            net, weights_source, weights_sha256 = pruned.model, str(pruned.weights), sha256_file(pruned.weights)
+            check_forward(net, spec, f"{spec.name} pruned")
+            pruning = manifest_types.Pruning(pruned.ratio, pruned.finetune_epochs, *pruned.macs, *pruned.params, *pruned.metric, len(pruned.architecture))
         data = spec.load_data(spec.inputs[0].shape) if spec.load_data is not None else None
         with progress.step(f"{spec.name}: torch reference on {'the held-out test split' if data else 'sample inputs'}"):
             ref = reference_outputs(net, spec, data, n_samples=USER_SAMPLE_COUNT)
@@ -265,7 +281,8 @@ def export(
             seconds=round(time.perf_counter() - started, 1),
             artifacts=rows,
             log=log,
-            source=_model_source(spec, weights, weights_source, weights_sha256),
+            source=_model_source(spec, None if pruning else weights, weights_source, weights_sha256),
+            pruning=pruning,
         )
         write_text_atomic(out_dir / outdir.MANIFEST, manifest.to_json())
         claim.finished()
@@ -347,9 +364,9 @@ def _latencies(net, runners: dict, ref: Reference, threads: int) -> dict:
         return measure_interleaved(measured, ref.inputs[0])
 
 
-def default_out(spec: ModelSpec) -> Path:
+def default_out(spec: ModelSpec, prune: float | None = None) -> Path:
     """Where an export goes without --out."""
-    return Path("edgezoo-out") / spec.name
+    return Path("edgezoo-out") / (spec.name if prune is None else f"{spec.name}-pruned{round(prune * 100)}")
 
 
 def _model_source(spec: ModelSpec, weights, weights_source: str, weights_sha256: str | None) -> manifest_types.ModelSource | None:
@@ -357,18 +374,19 @@ def _model_source(spec: ModelSpec, weights, weights_source: str, weights_sha256:
     or the cached checkpoint); None for initial weights, which no file holds."""
     if weights_sha256 is None:
         return None
-    builder, kwargs, from_file = _builder_name(spec)
+    builder, kwargs, from_file, architecture = _builder_name(spec)
     if from_file:  # PATH.py:Class, the path made absolute: a reader may run elsewhere
         path, cls = builder.rsplit(":", 1)
         builder = f"{Path(path).resolve()}:{cls}"
-    return manifest_types.ModelSource(builder, kwargs, str(Path(weights).resolve()) if weights is not None else weights_source, from_file)
+    return manifest_types.ModelSource(builder, kwargs, str(Path(weights).resolve()) if weights is not None else weights_source, from_file, architecture)
 
 
-def _builder_name(spec: ModelSpec) -> tuple[str, dict, bool]:
-    """(the builder as a child imports it, its keyword arguments, whether it is a user's PATH.py:Class)."""
+def _builder_name(spec: ModelSpec) -> tuple[str, dict, bool, dict | None]:
+    """(the builder as a child imports it, its keyword arguments, whether it is a user's
+    PATH.py:Class, a pruned model's architecture)."""
     if spec.origin is not None:
-        return spec.origin, dict(spec.build_kwargs), True
-    return name_of(spec.builder), dict(spec.build_kwargs), False
+        return spec.origin, dict(spec.build_kwargs), True, spec.architecture
+    return name_of(spec.builder), dict(spec.build_kwargs), False, spec.architecture
 
 
 def _make_artifact(fmt, precision, child: ConverterChild, staged: Path, fp32_path, spec, ref: Reference, threads, log_lines) -> dict:

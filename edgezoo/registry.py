@@ -104,6 +104,8 @@ class ModelSpec:
     small: dict = field(default_factory=dict)
     # PATH.py:Class for a user's model, whose builder a child process cannot import by name.
     origin: str | None = None
+    # A pruned model's architecture as data (edgezoo.architecture): build() applies it.
+    architecture: dict | None = None
 
     def __post_init__(self):
         for scheme in (self.int8_scheme, *self.int8_scheme_by_format.values()):
@@ -125,7 +127,12 @@ class ModelSpec:
         return self.int8_scheme_by_format.get(format_name, self.int8_scheme)
 
     def build(self, **overrides) -> torch.nn.Module:
-        return self.builder(**{**self.build_kwargs, **overrides})
+        model = self.builder(**{**self.build_kwargs, **overrides})
+        if self.architecture:
+            from .architecture import apply_architecture
+
+            apply_architecture(model, self.architecture, self.name)
+        return model
 
     def small_variant(self) -> "ModelSpec":
         """The card at the test suite's size: it must still clear ``min_metric``."""

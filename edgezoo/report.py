@@ -15,6 +15,13 @@ from .metrics import METRICS
 from .verify_results import VerifyReport
 
 
+def human_count(n: int) -> str:
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return str(n)
+
+
 def human_bytes(n: int | None) -> str:
     if n is None:
         return "-"
@@ -43,6 +50,11 @@ def export_table(manifest: Manifest) -> Table:
         table.add_column(col, justify=justify)
     bar = ref.bar
     said = Text("reference") if bar is None or bar.met else Text.assemble(("MISSES THE BAR", "bold red"), f" ({bar.direction} {bar.value:.4g})")
+    pr = manifest.pruning
+    if pr is not None:
+        table.title = Text(f"{table.title}; pruned {pr.ratio:.0%} of the channels: MACs {human_count(pr.macs_before)} -> {human_count(pr.macs_after)} "
+                           f"({pr.macs_after / pr.macs_before - 1:+.0%}), parameters {human_count(pr.params_before)} -> {human_count(pr.params_after)}, "
+                           f"torch {metric_name} {pr.metric_before:.4f} -> {pr.metric_after:.4f} after {pr.finetune_epochs} fine-tuning epochs")
     table.add_row("torch", "fp32", "fp32", "-", _fmt(ref.metric, ".4f"), "", "", "", _fmt(ref.latency_ms, ".2f"), said)
     for a in manifest.artifacts:
         status = Text("ok", "green") if a.ok else Text.assemble(("FAILED", "bold red"), " ", a.error or "")
@@ -198,7 +210,8 @@ def _plots(report: BenchReport, out: Path) -> list[Path]:
         ax.set_xlabel("threads")
         ax.set_ylabel("p50 latency, ms (log scale)")
         ax.set_title(f"{report.model or 'bench'}: latency against threads on {report.host.cpu}", fontsize=9)
-        ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        if series:  # every row failed or was estimated: nothing to name
+            ax.legend(fontsize=6, loc="center left", bbox_to_anchor=(1.01, 0.5))
         made.append(_save(fig, out / "bench-latency-vs-threads.png"))
         plt.close(fig)
     return made

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .report import human_count  # noqa: F401 (edgezoo list's counts, and the report's)
+
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
@@ -19,10 +21,3 @@ def count_macs(model: nn.Module, example_inputs: tuple[torch.Tensor, ...]) -> in
     with torch.no_grad(), counter:
         model(*example_inputs)
     return counter.get_total_flops() // 2
-
-
-def human_count(n: int) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.3g} {unit}"
-    return str(n)

@@ -4,7 +4,7 @@ The registry itself imports no model; this module is what fills it."""
 from __future__ import annotations
 
 from . import registry
-from .models import alexnet, cnn, diffusion, dqn, gan, gcn, gpt, mlp, mobilenet, mobilenet_v3, recurrent, resnet, transformer, word2vec  # noqa: F401
+from .models import alexnet, cnn, diffusion, dqn, gan, gcn, gpt, mlp, mobilenet, mobilenet_v3, recurrent, resnet, shufflenet, transformer, word2vec  # noqa: F401
 from .registry import ModelSpec
 
 

@@ -58,6 +58,7 @@ class ModelSource:
     kwargs: dict
     weights: str
     from_file: bool = False
+    architecture: dict | None = None   # a pruned model's (edgezoo.architecture)
 
     def build(self):
         import torch
@@ -69,6 +70,10 @@ class ModelSource:
         else:
             builder = by_name(self.builder)
         model = builder(**self.kwargs)
+        if self.architecture:
+            from ..architecture import apply_architecture
+
+            apply_architecture(model, self.architecture, self.builder)
         model.load_state_dict(torch.load(self.weights, map_location="cpu", weights_only=True), strict=True)
         return model.eval()
 
@@ -87,8 +92,8 @@ class ChildJob:
     threads: int
 
 
-def write_job(model, source_builder: str, kwargs: dict, from_file: bool, example_inputs: Sequence[np.ndarray], input_names, output_names,
-              calibration, workdir: Path, threads: int) -> ChildJob:
+def write_job(model, source_builder: str, kwargs: dict, from_file: bool, architecture: dict | None, example_inputs: Sequence[np.ndarray],
+              input_names, output_names, calibration, workdir: Path, threads: int) -> ChildJob:
     """Writes the model's weights, its example inputs and the calibration samples into ``workdir``."""
     import torch
 
@@ -99,7 +104,7 @@ def write_job(model, source_builder: str, kwargs: dict, from_file: bool, example
     np.savez(inputs, *[np.asarray(x) for x in example_inputs])
     samples = workdir / "child-calibration.npz"
     np.savez(samples, **{f"s{i}_{k}": np.asarray(x) for i, sample in enumerate(calibration.samples) for k, x in enumerate(sample)})
-    return ChildJob(ModelSource(source_builder, dict(kwargs), str(weights), from_file), str(inputs), list(input_names), list(output_names),
+    return ChildJob(ModelSource(source_builder, dict(kwargs), str(weights), from_file, architecture), str(inputs), list(input_names), list(output_names),
                     str(samples), calibration.source, str(workdir), threads)
 
 

@@ -23,7 +23,9 @@ def test_no_profile_calibrates_on_the_model_it_is_checked_against():
 
 def test_mobilenet_v2_is_predicted_within_30_percent_of_each_published_figure():
     refs = est.reference_costs()
-    for name in est.profile_names():
+    published = [n for n in est.profile_names() if not est.load_profile(n).get("measured")]
+    assert {"rpi4", "pixel3a"} <= set(published)
+    for name in published:  # the development host's measured profile shows its error in the README
         profile = est.load_profile(name)
         for check in profile["check"]:
             u, basis = est.fit(profile, check["runtime"], check["precision"])

@@ -121,3 +121,8 @@ def test_arm64_table_is_generated_from_stored_results_and_every_file_agreed():
 def test_estimates_block_is_generated_from_the_profiles():
     estimates = _script("estimates")
     assert _block(estimates.BEGIN, estimates.END) == estimates.render()
+
+
+def test_compression_block_is_generated_from_stored_results():
+    compression = _script("compression")
+    assert _block(compression.BEGIN, compression.END) == compression.render(compression.load())

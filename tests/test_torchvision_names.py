@@ -15,6 +15,7 @@ from edgezoo.models.alexnet import AlexNet
 from edgezoo.models.mobilenet import MobileNetV2
 from edgezoo.models.mobilenet_v3 import MobileNetV3Small
 from edgezoo.models.resnet import resnet18
+from edgezoo.models.shufflenet import ShuffleNetV2
 from edgezoo.stats import count_params
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -23,6 +24,7 @@ MODELS = {
     "mobilenet_v3_small": (MobileNetV3Small, 2_542_856),
     "resnet18": (resnet18, 11_689_512),
     "alexnet": (AlexNet, 61_100_840),
+    "shufflenet_v2_x1_0": (ShuffleNetV2, 2_278_604),
 }
 
 

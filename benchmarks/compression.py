@@ -1,0 +1,146 @@
+"""The README's compression section: each convolutional zoo model exported as it is and pruned
+(`edgezoo export --model NAME --int8` and `... --prune R --int8`), both folders benchmarked together
+by `edgezoo bench` (interleaved, a process per file and runtime), so the speed-ups are ratios from
+one run. MACs and parameters at the export's input shape, size on disk, the held-out metric of
+each file (from its export's check), and latency per runtime and precision, before and after.
+
+    .venv/bin/python benchmarks/compression.py                         # the flagship at 0.25
+    .venv/bin/python benchmarks/compression.py --models cnn,resnet --ratio 0.3
+    .venv/bin/python benchmarks/compression.py --render                # only re-render from results/
+
+Results merge into results/compression.json (one entry per model and ratio).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results" / "compression.json"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- compression:begin (benchmarks/compression.py writes this) -->", "<!-- compression:end -->"
+GOALS = {"macs": 0.40, "drop_points": 1.0, "speedup": 1.4}  # the flagship's (issue: compression)
+
+
+def _export(model: str, out: Path, ratio: float | None) -> Path:
+    from edgezoo.manifest import read_manifest
+
+    if (out / "manifest.json").is_file() and read_manifest(out / "manifest.json").ok:
+        return out
+    exe = Path(sys.executable).parent / "edgezoo"
+    args = [str(exe), "export", "--model", model, "--int8", "--out", str(out)] + ([] if ratio is None else ["--prune", str(ratio)])
+    proc = subprocess.run(args, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"{' '.join(args[1:])} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return out
+
+
+def measure(model: str, ratio: float, threads: int, rounds: int, seconds: float, work: Path) -> dict:
+    from edgezoo.bench import bench
+    from edgezoo.manifest import read_manifest
+
+    from edgezoo.export import FORMATS
+
+    base = _export(model, work / f"{model}", None)
+    pruned = _export(model, work / f"{model}-pruned{round(ratio * 100)}", ratio)
+    mb, mp = read_manifest(base / "manifest.json"), read_manifest(pruned / "manifest.json")
+    # The files themselves (bench compares one export folder at a time), each in its format's runtime.
+    files = [folder / a.path for folder, m in ((base, mb), (pruned, mp)) for a in m.artifacts if a.ok]
+    native = {"onnx": "onnxruntime", "tflite": "litert", "openvino": "openvino"}  # bench's runtime for each format
+    assert set(native) == set(FORMATS), "a new format needs its bench runtime here"
+    report = bench(files, threads=[threads], runtimes=sorted(set(native.values())), rounds=rounds, seconds_per_row=seconds)
+    rows = []
+    for a in mb.artifacts:
+        b = mp.artifact(a.format, a.precision)
+        rb = [r for r in report.rows if r.path and Path(r.path) == base / a.path and r.latency and r.runtime == native[a.format]]
+        rp = [r for r in report.rows if r.path and b and Path(r.path) == pruned / b.path and r.latency and r.runtime == native[a.format]]
+        for x in rb:
+            y = next((r for r in rp if r.runtime == x.runtime), None)
+            if y is None:
+                continue
+            # Per round, the unpruned file's median over the pruned one's: the spread of the ratio.
+            ratios = [u / v for u, v in zip(x.latency.round_p50_ms, y.latency.round_p50_ms)]
+            rows.append({"format": a.format, "precision": a.precision, "runtime": x.runtime, "bytes": [a.bytes, b.bytes], "metric": [a.metric, b.metric],
+                         "p50_ms": [x.latency.p50_ms, y.latency.p50_ms], "speedup": statistics.median(ratios), "speedup_range": [min(ratios), max(ratios)]})
+    p = mp.pruning
+    return {"model": model, "ratio": ratio, "threads": threads, "rounds": rounds, "cpu": report.host.cpu, "finetune_epochs": p.finetune_epochs,
+            "macs": [p.macs_before, p.macs_after], "params": [p.params_before, p.params_after], "metric_name": mb.reference.metric_name,
+            "torch_metric": [mb.reference.metric, mp.reference.metric], "input": mb.inputs[0].shape, "rows": rows}
+
+
+def render(entries: list[dict]) -> str:
+    from edgezoo.bench_results import RUNTIME_LABELS
+    from edgezoo.report import human_bytes, human_count
+
+    if not entries:
+        return "Not measured yet: run `benchmarks/compression.py`."
+    lines = ["| model | pruned | MACs | parameters | torch metric | file | runtime | size | metric | p50 ms | speed-up |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for e in entries:
+        first = True
+        for r in e["rows"]:
+            head = (f"| {e['model']} ({'x'.join(map(str, e['input'][1:]))}) | {e['ratio']:.0%} of channels, {e['finetune_epochs']} epochs fine-tuning | "
+                    f"{human_count(e['macs'][0])} -> {human_count(e['macs'][1])} ({e['macs'][1] / e['macs'][0] - 1:+.0%}) | "
+                    f"{human_count(e['params'][0])} -> {human_count(e['params'][1])} | {e['metric_name']} {e['torch_metric'][0]:.4f} -> {e['torch_metric'][1]:.4f} |"
+                    ) if first else "| | | | | |"
+            first = False
+            lo, hi = r["speedup_range"]
+            lines.append(f"{head} {r['format']} {r['precision']} | {RUNTIME_LABELS.get(r['runtime'], r['runtime'])} | {human_bytes(r['bytes'][0])} -> {human_bytes(r['bytes'][1])} | "
+                         f"{r['metric'][0]:.4f} -> {r['metric'][1]:.4f} | {r['p50_ms'][0]:.2f} -> {r['p50_ms'][1]:.2f} | {r['speedup']:.2f}x ({lo:.2f}-{hi:.2f}) |")
+    cpus = ", ".join(sorted({e["cpu"] for e in entries}))
+    said = [(f"Measured on {cpus} with `edgezoo bench` ({entries[0]['threads']} threads, {entries[0]['rounds']} interleaved rounds, a process per "
+             "file and runtime); speed-up: the unpruned file's p50 over the pruned one's, median over rounds (lowest-highest). Metric: each "
+             "file's own, over the held-out split, from its export's check.")]
+    flagship = next((e for e in entries if e["model"] == "mobilenet"), None)
+    if flagship is not None:
+        fewer = 1 - flagship["macs"][1] / flagship["macs"][0]
+        drop = (flagship["torch_metric"][0] - flagship["torch_metric"][1]) * 100
+        slow = [r for r in flagship["rows"] if r["runtime"] in ("onnxruntime", "litert") and r["speedup"] < GOALS["speedup"]]
+        said.append(f"Flagship goals: at least {GOALS['macs']:.0%} fewer MACs ({fewer:.0%}: {'met' if fewer >= GOALS['macs'] else 'MISSED'}), at most "
+                    f"{GOALS['drop_points']:g} point of accuracy lost ({drop:+.1f} points lost: {'met' if drop <= GOALS['drop_points'] else 'MISSED'}), at least "
+                    f"{GOALS['speedup']}x faster in ONNX Runtime and LiteRT, fp32 and int8 ("
+                    + ("met" if not slow else "MISSED by " + ", ".join(f"{r['runtime']} {r['precision']} {r['speedup']:.2f}x" for r in slow)) + ").")
+    return "\n".join(lines) + "\n\n" + " ".join(said)
+
+
+def load() -> list[dict]:
+    return json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", default="mobilenet")
+    parser.add_argument("--ratio", type=float, default=0.25)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--work", default=None, help="folder for the exports, reused when complete (default: a temporary one)")
+    parser.add_argument("--render", action="store_true")
+    args = parser.parse_args()
+    entries = load()
+    if not args.render:
+        with tempfile.TemporaryDirectory() as tmp:
+            work = (Path(args.work) if args.work else Path(tmp)).resolve()
+            work.mkdir(parents=True, exist_ok=True)
+            for model in [m.strip() for m in args.models.split(",") if m.strip()]:
+                entry = measure(model, args.ratio, args.threads, args.rounds, args.seconds, work)
+                entries = [e for e in entries if (e["model"], e["ratio"]) != (model, args.ratio)] + [entry]
+                RESULTS.write_text(json.dumps(entries, indent=1) + "\n")
+                print(render([entry]), flush=True)
+    from edgezoo.report import replace_block
+
+    order = {"mobilenet": 0}
+    entries.sort(key=lambda e: (order.get(e["model"], 1), e["model"], e["ratio"]))
+    body = render(entries)
+    README.write_text(replace_block(README.read_text(), BEGIN, END, body))
+    print(body)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
