@@ -26,6 +26,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "spine.json"
 README = ROOT / "README.md"
+BEGIN, END = "<!-- spine-benchmark:begin (benchmarks/spine.py writes this) -->", "<!-- spine-benchmark:end -->"
 GOALS = {"export_s": 90.0, "int8_over_fp32": {"onnx": 0.6, "tflite": 0.6}}
 
 
@@ -110,10 +111,9 @@ def render(results: dict) -> str:
 
 
 def update_readme(results: dict) -> None:
-    begin, end = "<!-- spine-benchmark:begin (benchmarks/spine.py writes this) -->", "<!-- spine-benchmark:end -->"
     from edgezoo.report import replace_block
 
-    README.write_text(replace_block(README.read_text(), begin, end, render(results)))
+    README.write_text(replace_block(README.read_text(), BEGIN, END, render(results)))
 
 
 def main() -> int:

@@ -126,3 +126,16 @@ def test_estimates_block_is_generated_from_the_profiles():
 def test_compression_block_is_generated_from_stored_results():
     compression = _script("compression")
     assert _block(compression.BEGIN, compression.END) == compression.render(compression.load())
+
+
+def test_one_script_regenerates_the_whole_benchmark_section():
+    import subprocess
+    import sys
+
+    section = _script("benchmark_section")
+    readme = (ROOT / "README.md").read_text()
+    for part in section.PARTS:
+        module = _script(part)
+        assert module.BEGIN in readme and module.END in readme, part  # each part owns a block of the section
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "benchmark_section.py"), "--only", "spine,nope"], capture_output=True, text=True)
+    assert run.returncode == 2 and "nope" in run.stderr
