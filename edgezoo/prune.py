@@ -77,8 +77,6 @@ def prune_structure(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], 
     if callable(own):
         own(ratio, ROUND_TO)
         return model
-    if not any(isinstance(m, (nn.Conv1d, nn.Conv2d, nn.ConvTranspose2d)) for m in model.modules()):
-        raise BadInput(f"--prune: {name} has no convolution to prune channels from (structured pruning is for convolutional models)")
     import torch_pruning as tp
 
     # The layers that make the model's outputs keep them (the classes); embeddings, recurrent and
