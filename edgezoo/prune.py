@@ -27,8 +27,9 @@ from torch import nn
 from . import paths, progress
 from .architecture import architecture_of
 from .errors import BadInput, one_line
-from .fileio import sha256_file, write_text_atomic
+from .fileio import atomic_open, sha256_file, write_text_atomic
 from .registry import ModelSpec, Stage
+from .weights import read_state_dict
 
 ROUND_TO = 8
 
@@ -112,7 +113,7 @@ def default_finetune_epochs(spec: ModelSpec) -> int:
 
 def pruned_model(spec: ModelSpec, ratio: float, finetune_epochs: int | None = None) -> PruneResult:
     """The card's trained model with ``ratio`` of its channels removed and fine-tuned (cached)."""
-    from safetensors.torch import load_file, save_file
+    from safetensors.torch import save
 
     from .stats import count_macs, count_params
     from .train import _run_stage, evaluate, trained_model
@@ -125,7 +126,7 @@ def pruned_model(spec: ModelSpec, ratio: float, finetune_epochs: int | None = No
     if weights.is_file() and record.is_file():
         info = json.loads(record.read_text())
         model = dataclasses.replace(spec, architecture=info["architecture"]).build()
-        model.load_state_dict(load_file(str(weights)), strict=True)
+        model.load_state_dict(read_state_dict(weights), strict=True)
         return PruneResult(model.eval(), ratio, info["architecture"], tuple(info["macs"]), tuple(info["params"]), tuple(info["metric"]), epochs, weights)
 
     data = spec.load_data(spec.inputs[0].shape)
@@ -133,7 +134,7 @@ def pruned_model(spec: ModelSpec, ratio: float, finetune_epochs: int | None = No
     macs0, params0 = count_macs(base, example), count_params(base)
     progress.info(f"{spec.name}: pruning {ratio:.0%} of the channels, then fine-tuning {epochs} epochs (once; cached in {weights.parent})")
     pristine = spec.build()
-    model = prune_structure(base, example, check_ratio(ratio), spec.name)
+    model = prune_structure(base, example, ratio, spec.name)
     if epochs:
         last = spec.recipe.stages[-1]
         stage = Stage(epochs, last.lr / 3, last.size)
@@ -145,10 +146,8 @@ def pruned_model(spec: ModelSpec, ratio: float, finetune_epochs: int | None = No
     after = evaluate(model, data, "test")
     arch = architecture_of(model, pristine)
     macs1, params1 = count_macs(model, example), count_params(model)
-    weights.parent.mkdir(parents=True, exist_ok=True)
-    partial = weights.with_suffix(".partial")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(partial))
-    partial.replace(weights)
+    with atomic_open(weights, "wb") as f:
+        f.write(save({k: v.contiguous() for k, v in model.state_dict().items()}))
     write_text_atomic(record, json.dumps({"model": spec.name, "ratio": ratio, "finetune_epochs": epochs, "architecture": arch, "macs": [macs0, macs1],
                                           "params": [params0, params1], "metric": [before, after], "base_checkpoint": str(checkpoint),
                                           "sha256": sha256_file(weights)}, indent=1))
