@@ -34,10 +34,10 @@ def measure(name: str, seed: int, threads: int | None = None) -> dict:
     import torch
 
     card = zoo.get(name).small_variant()
-    spec = dataclasses.replace(card, recipe=dataclasses.replace(card.recipe, seed=seed))
-    if threads is not None:
-        torch.set_num_threads(threads)
-    threads = torch.get_num_threads()
+    # --threads overrides the thread count the recipe trains on (a recipe may name its own)
+    recipe = dataclasses.replace(card.recipe, seed=seed, threads=threads or card.recipe.threads)
+    spec = dataclasses.replace(card, recipe=recipe)
+    threads = recipe.threads or torch.get_num_threads()
     started = time.perf_counter()
     model, path = trained_model(spec, retrain=True)  # a cached checkpoint may have been trained with another thread count
     seconds = time.perf_counter() - started

@@ -64,6 +64,10 @@ class TrainRecipe:
     # (as DDPM samples from); None keeps the last step's weights. Models without batch norm only:
     # its running statistics follow the live weights, not the average.
     ema: float | None = None
+    # The torch threads the recipe trains on; None: the process's (torch's default, all cores).
+    # Part of the recipe: kernels sum in an order that depends on the thread count, so the same
+    # seed reaches another model at another count.
+    threads: int | None = None
 
     @property
     def epochs(self) -> int:

@@ -16,6 +16,7 @@ from torch import nn
 
 from . import paths, progress
 from .data.base import TaskData
+from .devices.runners import torch_threads
 from .fileio import sha256_file, write_text_atomic
 from .registry import ModelSpec
 from .weights import load_into, read_state_dict, save_state_dict
@@ -42,8 +43,9 @@ def cache_key(spec: ModelSpec) -> str:
 
 def _recipe_key(recipe) -> dict:
     fields = dataclasses.asdict(recipe)
-    if fields["ema"] is None:
-        del fields["ema"]  # added later: recipes without it keep the keys of their cached checkpoints
+    for late in ("ema", "threads"):  # added later: recipes without them keep their checkpoints' keys
+        if fields[late] is None:
+            del fields[late]
     return fields
 
 
@@ -173,10 +175,12 @@ def _training_lock(checkpoint: Path):
 def _train_and_cache(spec: ModelSpec, path: Path) -> nn.Module:
     progress.info(f"{spec.name}: no trained checkpoint cached yet; training it now (once), to {path}")
     started = time.perf_counter()
-    model, metrics = (spec.trainer or train)(spec)
+    threads = spec.recipe.threads or torch.get_num_threads()
+    with torch_threads(threads):
+        model, metrics = (spec.trainer or train)(spec)
     seconds = round(time.perf_counter() - started, 1)
     save_state_dict(model.state_dict(), path)
-    write_text_atomic(path.with_suffix(".json"), json.dumps({"model": spec.name, "metrics": metrics, "train_seconds": seconds, "threads": torch.get_num_threads(),
+    write_text_atomic(path.with_suffix(".json"), json.dumps({"model": spec.name, "metrics": metrics, "train_seconds": seconds, "threads": threads,
                                                              "sha256": sha256_file(path)}, indent=1))
     return model
 

@@ -21,6 +21,34 @@ def edgezoo_home(tmp_path_factory):
 
 
 @pytest.fixture(scope="session", autouse=True)
+def narrow_recipes_train_alongside(edgezoo_home, request, tmp_path_factory):
+    """The small variants whose recipes train on fewer threads than this machine has cores (the
+    DQN's one) start training in a background process when the session starts, into its checkpoint
+    cache, while the first tests run: those convert and check files, about one core's work.
+    Measured on 2 cores: the tests before test_matrix took 218 s beside the DQN's training and 245 s
+    without it; the DQN was done in 166 s, before the matrix needs it. A test that needs the
+    checkpoint sooner waits on edgezoo.train's lock and loads it; a background run that fails
+    leaves no checkpoint, and the test trains it itself. Only models a collected test names."""
+    from edgezoo import zoo
+
+    cores = len(os.sched_getaffinity(0))
+    named = {item.callspec.params.get("name") for item in request.session.items if hasattr(item, "callspec")}
+    narrow = [n for n in zoo.names() if n in named and (zoo.get(n).small_variant().recipe.threads or cores) < cores]
+    if not narrow:
+        yield []
+        return
+    code = ("import sys\nfrom edgezoo import zoo\nfrom edgezoo.train import trained_model\n"
+            "for name in sys.argv[1:]:\n    trained_model(zoo.get(name).small_variant())\n")
+    log = tmp_path_factory.mktemp("background-training") / "log.txt"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-c", code, *narrow], stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
+    yield narrow
+    if process.poll() is None:  # a session that never reached those models
+        process.kill()
+    process.wait()
+
+
+@pytest.fixture(scope="session", autouse=True)
 def every_manifest_follows_the_schema(tmp_path_factory):
     """After the session: every manifest.json any test wrote validates against the shipped schema
     (tests that corrupt a manifest on purpose write the copy under another name; a user's own

@@ -197,3 +197,27 @@ def test_a_new_batch_size_reuses_the_trained_checkpoint(tmp_path, monkeypatch):
     spec = zoo.get("cnn")
     assert cache_key(resolve_spec(spec, [(8, 1, 28, 28)])) == cache_key(spec)
     assert cache_key(resolve_spec(spec, [(1, 1, 32, 32)])) != cache_key(spec)  # another size trains at that size
+
+
+def test_a_recipe_trains_on_its_own_thread_count_and_records_it():
+    """The thread count is part of a recipe (it changes the trained weights): training runs on the
+    recipe's, the checkpoint's key and record say so, and the caller's count comes back after."""
+    import dataclasses
+    import json
+
+    from edgezoo.train import cache_key, train, trained_model
+
+    seen = []
+
+    def recording(spec):
+        seen.append(torch.get_num_threads())
+        return train(spec)
+
+    card = zoo.get("mlp").small_variant()
+    spec = dataclasses.replace(card, recipe=dataclasses.replace(card.recipe, threads=1), trainer=recording)
+    assert cache_key(spec) != cache_key(card)
+    before = torch.get_num_threads()
+    _, path = trained_model(spec, retrain=True)
+    assert seen == [1]
+    assert json.loads(path.with_suffix(".json").read_text())["threads"] == 1
+    assert torch.get_num_threads() == before

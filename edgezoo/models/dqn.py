@@ -40,27 +40,6 @@ class QNetwork(nn.Module):
         return self.value(h) + a - a.mean(1, keepdim=True)
 
 
-def train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
-    """``Stage.epochs`` counts thousands of environment steps.
-
-    Robust rather than lucky: reinforcement learning turns the last-bit differences between two
-    CPUs' float kernels into different policies (the same seeded recipe reached 500 on an AMD host
-    and 218 on an Intel one), and DQN's return oscillates. So every 2,500 steps the greedy policy
-    plays 20 selection episodes, as trained and with its weights rounded to int8 as the shipped
-    int8 files store them, and the checkpoint whose worse score is best is kept; training stops at
-    the first perfect one (500 both ways), and goes on up to 40,000 steps past the recipe while
-    there is none.
-
-    One thread throughout: the network is tiny (threads only add overhead) and the trajectory then
-    does not depend on the machine's core count. The caller's thread count is restored."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return _train_dqn(spec)
-    finally:
-        torch.set_num_threads(threads)
-
-
 def _selection_score(q: nn.Module, best: float) -> float:
     """The worse mean return of the policy as trained and with int8 weights. The int8 policy is
     played only when the float one reaches ``best``: below it, the worse of the two cannot win."""
@@ -70,7 +49,16 @@ def _selection_score(q: nn.Module, best: float) -> float:
     return min(score, float(np.mean(episode_returns(torch_runner(with_int8_weights(q)), SELECT_SEEDS))))
 
 
-def _train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
+def train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
+    """``Stage.epochs`` counts thousands of environment steps.
+
+    Robust rather than lucky: reinforcement learning turns the last-bit differences between two
+    CPUs' float kernels into different policies (the same seeded recipe reached 500 on an AMD host
+    and 218 on an Intel one), and DQN's return oscillates. So every 2,500 steps the greedy policy
+    plays 20 selection episodes, as trained and with its weights rounded to int8 as the shipped
+    int8 files store them, and the checkpoint whose worse score is best is kept; training stops at
+    the first perfect one (500 both ways), and goes on up to 40,000 steps past the recipe while
+    there is none. One thread (the recipe's): the network is tiny, threads only add overhead."""
     import gymnasium as gym
 
     recipe = spec.recipe
@@ -163,7 +151,7 @@ register(
         # Measured over training seeds 0-4 on an Intel Xeon: 60,000 steps at 1e-3 in batches of 64
         # reached 218 and 327 (seeds 0, 1); this recipe and selection stopped at a perfect
         # checkpoint after 32,500-37,500 steps for each (benchmarks/seeds.py has the spread).
-        recipe=TrainRecipe(stages=(Stage(60, 5e-4),), batch_size=128),
+        recipe=TrainRecipe(stages=(Stage(60, 5e-4),), batch_size=128, threads=1),
         trainer=train_dqn,
     )
 )
