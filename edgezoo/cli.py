@@ -14,10 +14,10 @@ def _cmd_export(args) -> int:
     from .report import export_table
     from rich.console import Console
 
-    result = export(args.model, int8=args.int8 or args.int8_scheme is not None, formats=args.formats, out=args.out, weights=args.weights,
+    result = export(args.model, int8=args.int8 or args.int8_scheme is not None or args.max_drop is not None, formats=args.formats, out=args.out, weights=args.weights,
                     input_shape=args.input_shape, calib=args.calib, calib_samples=args.calib_samples,
                     threads=args.threads, retrain=args.retrain, int8_scheme=args.int8_scheme, timeout=args.timeout,
-                    prune=args.prune, finetune_epochs=args.finetune_epochs)
+                    prune=args.prune, finetune_epochs=args.finetune_epochs, max_drop=args.max_drop)
     Console(width=max(160, Console().width)).print(export_table(result.manifest))
     failed = [a for a in result.manifest.artifacts if not a.ok]
     print(f"manifest: {result.manifest_path}")
@@ -230,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--int8-scheme", default=None, metavar="static|weights",
                    help="int8 for every format: static (weights and activations, calibrated) or weights (int8 weights, float "
                         "activations). Implies --int8. Default: the model card's choice, static for your own module")
+    p.add_argument("--max-drop", type=float, default=None, metavar="X",
+                   help="accuracy-aware static int8: keep the fewest layers in float (ranked by how much of the metric each recovers, on "
+                        "the validation split) so that int8 loses at most X of the task metric, in its own units. Implies --int8")
     p.add_argument("--calib", default=None, help="int8 calibration samples: FILE.npy (N stacked) or DIR of .npy files")
     p.add_argument("--calib-samples", type=int, default=128, help="calibration samples to use (default 128)")
     p.add_argument("--threads", type=int, default=2, help="threads for every runtime when checking and timing (default 2)")

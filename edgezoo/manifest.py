@@ -80,6 +80,23 @@ class ArtifactRollout:
 
 
 @dataclass
+class AccuracyAware:
+    """Accuracy-aware int8 (--max-drop) for one int8 artifact: which layers stayed float, and what
+    full int8 would have done. Metrics on the selection split; the row's own metric is the test's."""
+
+    max_drop: float
+    selection: str                      # what the layers were chosen on
+    candidates: int                     # layers full int8 quantized (not listed, 0, when it met the bound)
+    kept_float: list[str]               # by the quantizer's names, most recovering first
+    torch_metric: float                 # on the selection split
+    all_int8_metric: float | None       # on the selection split; None: full int8 could not be made or run
+    metric: float | None                # with kept_float in float, on the selection split
+    met: bool                           # within max_drop on the selection split
+    trials: int                         # int8 files made to decide
+    all_int8_latency_ms: float | None = None  # full int8's, measured beside this file's
+
+
+@dataclass
 class Artifact:
     """One file (with its companions) in one format and precision, and its check."""
 
@@ -110,6 +127,7 @@ class Artifact:
     latency_ms: float | None = None
     latency_p90_ms: float | None = None
     latency_runs: int | None = None
+    accuracy_aware: AccuracyAware | None = None
 
     @property
     def ok(self) -> bool:

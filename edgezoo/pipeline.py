@@ -24,6 +24,7 @@ import torch
 from . import manifest as manifest_types
 from .hostinfo import host, versions
 from . import outdir, progress, zoo
+from .accuracy_aware import Selection, check_max_drop, keep_fewest_float, selection, selection_metric
 from .check import (
     FailureKind,
     Reference,
@@ -183,12 +184,15 @@ def export(
     isolate: bool = True,
     prune: float | None = None,
     finetune_epochs: int | None = None,
+    max_drop: float | None = None,
 ) -> ExportResult:
     """What `edgezoo export` does: every chosen format in fp32 (and int8), each checked against torch.
     ``int8_scheme`` ("static" or "weights") replaces the model card's choice for every format.
     ``isolate=False`` runs the converters in this process, without the wall (for measuring what
     the wall costs, or for a debugger): a converter's crash then ends the export. ``prune``: the
-    fraction of channels to remove first (edgezoo.prune; fine-tuned ``finetune_epochs``, cached)."""
+    fraction of channels to remove first (edgezoo.prune; fine-tuned ``finetune_epochs``, cached).
+    ``max_drop``: accuracy-aware static int8 in every format (edgezoo.accuracy_aware): the fewest
+    layers kept float for int8 to lose at most this much of the task metric, now its bound."""
     started = time.perf_counter()
     check_arguments(threads, calib_samples, timeout)
     chosen = parse_formats(formats)
@@ -198,6 +202,12 @@ def export(
         if int8_scheme not in INT8_SCHEMES:
             raise BadInput(f"--int8-scheme {int8_scheme!r}: not a scheme; use one of {', '.join(INT8_SCHEMES)}")
         spec = dataclasses.replace(spec, int8_scheme=int8_scheme, int8_scheme_by_format={})
+    check_max_drop(max_drop, int8)
+    if max_drop is not None:
+        if int8_scheme == "weights":
+            raise BadInput("--max-drop keeps layers of static int8 in float; it does not go with --int8-scheme weights")
+        spec = dataclasses.replace(spec, int8_scheme="static", int8_scheme_by_format={},
+                                   tolerance=dataclasses.replace(spec.tolerance, int8_metric_drop=max_drop))
     calibrates = int8 and any(spec.int8_scheme_for(f.name) == "static" for f in chosen)
     if prune is not None:
         from .prune import check_prunable
@@ -223,6 +233,10 @@ def export(
         broken = nonfinite_reference(ref)
         if broken:
             raise BadInput(f"{weights_source}: the model's weights give {broken}: check the checkpoint (NaN or inf weights, or values that overflow)")
+        sel = None
+        if max_drop is not None:
+            with progress.step(f"{spec.name}: torch on the selection split (--max-drop chooses layers there)"):
+                sel = selection(net, spec, data)
     except BaseException:
         _remove_empty(created)  # bad input leaves nothing behind, not even the folder
         raise
@@ -242,9 +256,12 @@ def export(
     precisions = PRECISIONS if int8 else PRECISIONS[:1]
     planned = [f.name for fmt in chosen for p in precisions for f in fmt.files(Path(fmt.file_name(spec.name, p)))]
     with outdir.claimed(out_dir, planned) as claim:
-        rows, log_lines, runners = _make_artifacts(chosen, precisions, spec, net, ref, calib_set, out_dir, threads, timeout, isolate)
+        rows, log_lines, runners = _make_artifacts(chosen, precisions, spec, net, ref, calib_set, out_dir, threads, timeout, isolate, sel)
         latencies = _latencies(net, runners, ref, threads)
         rows = [dataclasses.replace(a, **latencies.get((a.format, a.precision), {})) for a in rows]
+        for a in rows:
+            if a.accuracy_aware is not None and a.accuracy_aware.kept_float:
+                a.accuracy_aware.all_int8_latency_ms = latencies.get((a.format, ALL_INT8), {}).get("latency_ms")
         log = None
         log_path = out_dir / outdir.LOG
         if log_lines:
@@ -290,7 +307,7 @@ def export(
 
 
 def _make_artifacts(chosen, precisions, spec: ModelSpec, net, ref: Reference, calib_set, out_dir: Path, threads: int,
-                    timeout_s: float, isolate: bool) -> tuple[list[Artifact], list[str], dict]:
+                    timeout_s: float, isolate: bool, sel: Selection | None = None) -> tuple[list[Artifact], list[str], dict]:
     """Every chosen format and precision, converted in a child process per format, made in a
     staging folder and moved into ``out_dir`` once complete: (the rows, the log's lines for what
     failed, each landed file's runner in this process).
@@ -316,8 +333,11 @@ def _make_artifacts(chosen, precisions, spec: ModelSpec, net, ref: Reference, ca
                     if stop.is_set():
                         raise KeyboardInterrupt  # the export is being stopped: start nothing new
                     final = out_dir / fmt.file_name(spec.name, precision)
-                    row = _make_artifact(fmt, precision, steps[fmt.name], staging / final.name, fp32_path, spec, ref, threads, log_lines)
+                    row = _make_artifact(fmt, precision, steps[fmt.name], staging / final.name, fp32_path, spec, ref, threads, log_lines, sel)
                     runner = row.pop("runner", None)
+                    if row.get("all_int8_runner") is not None:
+                        runners[fmt.name, ALL_INT8] = row["all_int8_runner"]
+                    row.pop("all_int8_runner", None)
                     if row.pop("landed", False):
                         for f in fmt.files(staging / final.name):
                             os.replace(f, out_dir / f.name)
@@ -389,7 +409,8 @@ def _builder_name(spec: ModelSpec) -> tuple[str, dict, bool, dict | None]:
     return name_of(spec.builder), dict(spec.build_kwargs), False, spec.architecture
 
 
-def _make_artifact(fmt, precision, child: ConverterChild, staged: Path, fp32_path, spec, ref: Reference, threads, log_lines) -> dict:
+def _make_artifact(fmt, precision, child: ConverterChild, staged: Path, fp32_path, spec, ref: Reference, threads, log_lines,
+                   sel: Selection | None = None) -> dict:
     row: dict = {"format": fmt.name, "precision": precision, "path": None, "bytes": None, "sha256": None, "status": "failed",
                  "metric": None, "metric_delta": None, "agreement": None, "max_abs_diff": None, "rel_error": None, "cosine": None,
                  "latency_ms": None, "runtime": fmt.runtime, "precision_ran": None, "int8_scheme": None, "scheme": None, "error": None, "failure": None, "stage": "convert"}
@@ -401,7 +422,10 @@ def _make_artifact(fmt, precision, child: ConverterChild, staged: Path, fp32_pat
             if fp32_path is None:
                 raise StepFailed("RuntimeError", f"needs the fp32 {fmt.name} artifact, which could not be made", "")
             row["int8_scheme"] = spec.int8_scheme_for(fmt.name)
-            row["scheme"] = child.convert(fmt.quantize_int8, fp32_path, staged, row["int8_scheme"])
+            if sel is None:
+                row["scheme"] = child.convert(fmt.quantize_int8, fp32_path, staged, row["int8_scheme"])
+            else:
+                row["scheme"], row["accuracy_aware"], row["all_int8_runner"] = _int8_keeping_float(fmt, child, fp32_path, staged, spec, ref, sel, threads)
         row["int8_fraction"] = round(child.call(fmt.int8_fraction, staged), 4)
     except (StepFailed, StepCrashed) as exc:  # a converter's failure is a failed row, not a dead tool
         crashed = isinstance(exc, StepCrashed)
@@ -423,7 +447,10 @@ def _make_artifact(fmt, precision, child: ConverterChild, staged: Path, fp32_pat
         row["runtime_detail"] = runner.detail
         measured = measure_artifact(runner, ref)
         row.update(measured.row_fields())
-        failure = judge_artifact(measured, ref, precision, spec, int8_fraction=row["int8_fraction"])
+        # Layers --max-drop kept float were asked for: their share of 8-bit constants is reported, not bounded.
+        aware = row.get("accuracy_aware")
+        fraction = None if aware and aware["kept_float"] else row["int8_fraction"]
+        failure = judge_artifact(measured, ref, precision, spec, int8_fraction=fraction)
         if failure is None:
             row.update(status="ok", error=None)
         else:
@@ -441,6 +468,56 @@ def _make_artifact(fmt, precision, child: ConverterChild, staged: Path, fp32_pat
     row["landed"] = True
     row["stage"] = "done"
     return row
+
+
+ALL_INT8 = "int8-all"  # the runners' key of full int8, measured beside an accuracy-aware int8 file
+
+
+def _int8_keeping_float(fmt, child, fp32_path: Path, staged: Path, spec: ModelSpec, ref: Reference, sel: Selection, threads: int):
+    """Accuracy-aware int8 for one format (edgezoo.accuracy_aware decides): every trial quantized in
+    the format's child, probed there, then measured here on the selection split. The decided file
+    is left at ``staged``. Returns (the quantizer's note, the manifest entry, full int8's runner
+    when layers were kept float)."""
+    if fmt.int8_layers is None:
+        raise StepFailed("NotSupported", f"{fmt.name} offers no accuracy-aware int8 (--max-drop): its quantizer cannot keep layers float", "")
+    trials = staged.parent / f"trials-{fmt.name}"
+    trials.mkdir(exist_ok=True)
+    made: list = []  # (path, note, runner) per trial
+
+    def trial(keep: tuple[str, ...]) -> float | None:
+        path = trials / f"trial{len(made)}{fmt.suffix}"
+        try:
+            note = child.convert(fmt.quantize_int8, fp32_path, path, "static", keep)
+        except (StepFailed, StepCrashed):
+            if not keep:
+                raise  # full int8 cannot be made at all: the row fails as without --max-drop
+            made.append((path, None, None))
+            return None
+        try:  # a runtime that dies on a trial fails the trial only (keeping a layer float may avoid it)
+            child.probe(fmt.runner, path, threads, ref.inputs[0])
+            runner = fmt.runner(path, threads)
+            metric = selection_metric(runner, sel)
+        except Exception:
+            runner, metric = None, None
+        made.append((path, note, runner))
+        if len(made) > 2:  # neither full int8 nor the latest: not needed again
+            for f in fmt.files(made[-2][0]):
+                f.unlink(missing_ok=True)
+        return metric
+
+    def say(note: str) -> None:
+        progress.info(f"{spec.name} {fmt.name} int8 --max-drop: {note}")
+
+    decision = keep_fewest_float(trial, lambda: child.convert(fmt.int8_layers, fp32_path, made[0][0]), sel, spec.tolerance.int8_metric_drop, say)
+    path, note, _ = made[-1]
+    if note is None:
+        raise StepFailed("RuntimeError", f"int8 keeping {len(decision.kept_float)} layers float could not be made", "")
+    for f, to in zip(fmt.files(path), fmt.files(staged)):
+        os.replace(f, to)
+    entry = dataclasses.asdict(manifest_types.AccuracyAware(spec.tolerance.int8_metric_drop, sel.source, decision.candidates, decision.kept_float,
+                                                            sel.metric, decision.all_int8_metric, decision.metric, decision.met, decision.trials))
+    shutil.rmtree(trials, ignore_errors=True)
+    return note, entry, made[0][2] if decision.kept_float else None
 
 
 def _bar_entry(spec: ModelSpec, data, metric: float | None) -> Bar | None:

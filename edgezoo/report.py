@@ -56,12 +56,23 @@ def export_table(manifest: Manifest) -> Table:
                            f"({pr.macs_after / pr.macs_before - 1:+.0%}), parameters {human_count(pr.params_before)} -> {human_count(pr.params_after)}, "
                            f"torch {metric_name} {pr.metric_before:.4f} -> {pr.metric_after:.4f} after {pr.finetune_epochs} fine-tuning epochs")
     table.add_row("torch", "fp32", "fp32", "-", _fmt(ref.metric, ".4f"), "", "", "", _fmt(ref.latency_ms, ".2f"), said)
+    aware = []
     for a in manifest.artifacts:
         status = Text("ok", "green") if a.ok else Text.assemble(("FAILED", "bold red"), " ", a.error or "")
+        aa, latency = a.accuracy_aware, _fmt(a.latency_ms, ".2f")
+        if aa is not None:
+            aware.append(f"{a.format} {_fmt(aa.all_int8_metric, '.4g')}")
+            if aa.all_int8_latency_ms is not None:
+                latency = f"{latency} (all int8 {aa.all_int8_latency_ms:.2f})"
+        kept = None if aa is None or not aa.kept_float else f"{len(aa.kept_float)}/{aa.candidates} layers float, {_fmt(a.int8_fraction, '.0%')} 8-bit"
         table.add_row(
-            escape(a.format), " ".join(filter(None, (a.precision, a.int8_scheme))), a.precision_ran or "-", human_bytes(a.bytes), _fmt(a.metric, ".4f"),
-            _delta(a.metric_delta, ref.metric_name), _fmt(a.agreement, ".3f"), _fmt(a.max_abs_diff, ".1e"), _fmt(a.latency_ms, ".2f"), status,
+            escape(a.format), " ".join(filter(None, (a.precision, a.int8_scheme, kept))), a.precision_ran or "-", human_bytes(a.bytes), _fmt(a.metric, ".4f"),
+            _delta(a.metric_delta, ref.metric_name), _fmt(a.agreement, ".3f"), _fmt(a.max_abs_diff, ".1e"), latency, status,
         )
+    if aware:
+        aa = next(a.accuracy_aware for a in manifest.artifacts if a.accuracy_aware is not None)
+        table.caption = Text(f"{table.caption}\n--max-drop {aa.max_drop:g}: layers kept float were chosen on the {aa.selection} (torch "
+                             f"{aa.torch_metric:.4g}; all int8 there: {', '.join(aware)}); the {metric_name} column is the held-out test split's")
     return table
 
 

@@ -69,8 +69,8 @@ class Format:
     runtime: str                # the package that runs it, for the manifest's versions
     suffix: str                 # main file's suffix
     export_fp32: Callable[[ExportContext, Path], str | None]   # -> a note on how, or None
-    # (ctx, fp32 path, int8 path, int8 scheme: "static" or "weights") -> how it quantized
-    quantize_int8: Callable[[ExportContext, Path, Path, str], str]
+    # (ctx, fp32 path, int8 path, int8 scheme: "static" or "weights"[, layers to keep float]) -> how it quantized
+    quantize_int8: Callable[..., str]
     runner: Callable[[Path, int], object]
     # Share of the artifact's constant tensor elements stored in 8 bits: what int8 really covers.
     int8_fraction: Callable[[Path], float]
@@ -87,11 +87,15 @@ class Format:
     float_precision: str = "fp32"
     companions: tuple[str, ...] = ()   # other suffixes that belong to the artifact (OpenVINO's .bin)
     packages: tuple[str, ...] = ()     # distributions whose versions the manifest records
+    # (ctx, fp32 path, its full static int8) -> the layers that file quantized, by the names
+    # ``quantize_int8(..., keep_float)`` takes to leave them float; None: no accuracy-aware int8 (--max-drop).
+    int8_layers: Callable[[ExportContext, Path, Path], list[str]] | None = None
 
     def __post_init__(self):
         # They run in a child process, which finds them by name.
-        for function in (self.export_fp32, self.quantize_int8, self.runner, self.int8_fraction):
-            name_of(function)
+        for function in (self.export_fp32, self.quantize_int8, self.runner, self.int8_fraction, self.int8_layers):
+            if function is not None:
+                name_of(function)
 
     def files(self, path: Path) -> list[Path]:
         return [path] + [path.with_suffix(s) for s in self.companions]

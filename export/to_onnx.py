@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from ..devices.runners import onnxruntime_runner
-from ..quantize.onnxruntime_int8 import quantize_onnx
+from ..quantize.onnxruntime_int8 import int8_layers, quantize_onnx
 from ..quiet import quiet_native
 from .base import ExportContext, Format
 
@@ -81,6 +81,7 @@ ONNX = Format(
     suffix=".onnx",
     export_fp32=export_fp32,
     quantize_int8=quantize_onnx,
+    int8_layers=int8_layers,
     runner=onnxruntime_runner,
     int8_fraction=int8_fraction,
     fp32_converter="torch.onnx.export",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..devices import runners
-from ..quantize.openvino_int8 import quantize_openvino
+from ..quantize.openvino_int8 import int8_layers, quantize_openvino
 from ..quiet import quiet_native
 from .base import ExportContext, Format
 from .to_onnx import onnx_graph
@@ -54,6 +54,7 @@ OPENVINO = Format(
     companions=(".bin",),
     export_fp32=export_fp32,
     quantize_int8=quantize_openvino,
+    int8_layers=int8_layers,
     runner=runner,
     int8_fraction=int8_fraction,
     fp32_converter="openvino.convert_model",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..devices.runners import litert_runner
-from ..quantize.litert_int8 import quantize_tflite
+from ..quantize.litert_int8 import int8_layers, quantize_tflite
 from ..quiet import quiet_native
 from .base import ExportContext, Format
 
@@ -46,6 +46,7 @@ TFLITE = Format(
     suffix=".tflite",
     export_fp32=export_fp32,
     quantize_int8=quantize_tflite,
+    int8_layers=int8_layers,
     runner=litert_runner,
     int8_fraction=int8_fraction,
     fp32_converter="litert-torch",

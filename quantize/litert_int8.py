@@ -13,7 +13,26 @@ from pathlib import Path
 import numpy as np
 
 
-def quantize_tflite(ctx, fp32_path: Path, out_path: Path, scheme: str) -> str:
+def int8_layers(ctx, fp32_path: Path, int8_path: Path) -> list[str]:
+    """The ops of ``int8_path`` that compute on int8 inputs (not the QUANTIZE/DEQUANTIZE at its
+    edges), by their output tensor's name (ai-edge-quantizer's scope for an op), in graph order."""
+    from ai_edge_litert import schema_py_generated as schema
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    edges = {schema.BuiltinOperator.QUANTIZE, schema.BuiltinOperator.DEQUANTIZE}
+    tree = flatbuffer_utils.read_model_from_bytearray(bytearray(int8_path.read_bytes()))
+    layers = []
+    for graph in tree.subgraphs:
+        for op in graph.operators:
+            code = tree.operatorCodes[op.opcodeIndex]
+            if max(code.builtinCode, code.deprecatedBuiltinCode) in edges or not len(op.outputs):
+                continue
+            if any(i >= 0 and graph.tensors[i].type == schema.TensorType.INT8 for i in op.inputs):
+                layers.append(graph.tensors[op.outputs[0]].name.decode(errors="replace"))
+    return layers
+
+
+def quantize_tflite(ctx, fp32_path: Path, out_path: Path, scheme: str, keep_float: tuple[str, ...] = ()) -> str:
     from ..quiet import quiet_native
 
     with quiet_native():
@@ -25,10 +44,10 @@ def quantize_tflite(ctx, fp32_path: Path, out_path: Path, scheme: str) -> str:
             q.load_quantization_recipe(recipe.weight_only_wi8_afp32())
             out_path.write_bytes(q.quantize().quantized_model)
             return "weight-only: int8 weights, float activations"
-        return _full_integer(ctx, float_model, out_path)
+        return _full_integer(ctx, float_model, out_path, keep_float)
 
 
-def _full_integer(ctx, float_model: bytes, out_path: Path) -> str:
+def _full_integer(ctx, float_model: bytes, out_path: Path, keep_float: tuple[str, ...] = ()) -> str:
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import calibrator, quantizer, recipe, recipe_manager
     from ai_edge_quantizer.utils import qsv_utils
@@ -38,16 +57,22 @@ def _full_integer(ctx, float_model: bytes, out_path: Path) -> str:
     # litert-torch stores int64 inputs (token ids, time steps) as int32: feed them as such.
     samples = [{name: np.asarray(x, dtype=d["dtype"]) for (name, d), x in zip(details.items(), s)} for s in ctx.calibration.samples]
 
+    import re
+
+    # An op's scope is its output tensors' names, each followed by ";": the later entry wins.
+    chosen = recipe.static_wi8_ai8() + [{"regex": f"^{re.escape(name)};", "operation": "*", "algorithm_key": "no_quantize", "op_config": {}}
+                                        for name in keep_float]
     rm = recipe_manager.RecipeManager()
-    rm.load_quantization_recipe(recipe.static_wi8_ai8())
+    rm.load_quantization_recipe(chosen)
     calib = calibrator.Calibrator(float_model, num_threads=ctx.threads, qsv_update_func=qsv_utils.min_max_update)
     calib.calibrate({"serving_default": samples}, rm)
 
     q = quantizer.Quantizer(float_model)
-    q.load_quantization_recipe(recipe.static_wi8_ai8())
+    q.load_quantization_recipe(chosen)
     result = q.quantize(calib.get_model_qsvs(), enable_progress_bar=False, enable_progress_report=False)
     out_path.write_bytes(_repair_per_axis_dimensions(bytes(result.quantized_model), float_model))
-    return f"full-integer static int8 (int8 in/out), per-channel weights, min/max over {len(samples)} samples"
+    kept = f", {len(keep_float)} layers kept float" if keep_float else ""
+    return f"full-integer static int8 (int8 in/out), per-channel weights, min/max over {len(samples)} samples{kept}"
 
 
 def _repair_per_axis_dimensions(model: bytes, float_model: bytes) -> bytes:

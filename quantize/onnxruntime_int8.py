@@ -17,10 +17,21 @@ from pathlib import Path
 from ..quiet import quiet_native
 
 
-def quantize_onnx(ctx, fp32_path: Path, out_path: Path, scheme: str) -> str:
+def quantize_onnx(ctx, fp32_path: Path, out_path: Path, scheme: str, keep_float: tuple[str, ...] = ()) -> str:
     if scheme == "weights":
         return _dynamic(ctx, fp32_path, out_path)
-    return _static_qdq(ctx, fp32_path, out_path)
+    return _static_qdq(ctx, fp32_path, out_path, keep_float)
+
+
+def int8_layers(ctx, fp32_path: Path, int8_path: Path) -> list[str]:
+    """The nodes static QDQ quantized in ``int8_path`` (those reading a DequantizeLinear's output),
+    by the names ``nodes_to_exclude`` takes, in graph order."""
+    import onnx
+
+    graph = onnx.load(str(int8_path), load_external_data=False).graph
+    dequantized = {out for node in graph.node if node.op_type == "DequantizeLinear" for out in node.output}
+    return [node.name for node in graph.node
+            if node.name and node.op_type not in ("QuantizeLinear", "DequantizeLinear") and dequantized.intersection(node.input)]
 
 
 @contextlib.contextmanager
@@ -53,7 +64,7 @@ def _dynamic(ctx, fp32_path: Path, out_path: Path) -> str:
     return "dynamic: per-channel int8 weights (MatMul, Gemm, Gather, LSTM), activations quantized per call"
 
 
-def _static_qdq(ctx, fp32_path: Path, out_path: Path) -> str:
+def _static_qdq(ctx, fp32_path: Path, out_path: Path, keep_float: tuple[str, ...] = ()) -> str:
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
     feeds = ctx.calibration.as_dicts(ctx.input_names)
@@ -75,5 +86,7 @@ def _static_qdq(ctx, fp32_path: Path, out_path: Path) -> str:
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
+            nodes_to_exclude=list(keep_float),
         )
-    return f"static QDQ, per-channel int8 weights, uint8 activations, min/max over {len(feeds)} samples"
+    kept = f", {len(keep_float)} layers kept float" if keep_float else ""
+    return f"static QDQ, per-channel int8 weights, uint8 activations, min/max over {len(feeds)} samples{kept}"

@@ -24,7 +24,23 @@ import numpy as np
 WEIGHT_ONLY_RUNTIME_OPTIONS = {"DYNAMIC_QUANTIZATION_GROUP_SIZE": "0"}
 
 
-def quantize_openvino(ctx, fp32_path: Path, out_path: Path, scheme: str) -> str:
+def int8_layers(ctx, fp32_path: Path, int8_path: Path) -> list[str]:
+    """The ops NNCF quantized in ``int8_path`` (those reading a FakeQuantize's output), by friendly
+    name (what NNCF's ignored scope takes: the fp32 IR's names), in graph order."""
+    from ..quiet import quiet_native
+
+    with quiet_native():
+        import openvino as ov
+
+        model = ov.Core().read_model(str(int8_path))
+    layers = []
+    for op in model.get_ordered_ops():
+        if op.get_type_name() != "FakeQuantize" and any(i.get_source_output().get_node().get_type_name() == "FakeQuantize" for i in op.inputs()):
+            layers.append(op.get_friendly_name())
+    return layers
+
+
+def quantize_openvino(ctx, fp32_path: Path, out_path: Path, scheme: str, keep_float: tuple[str, ...] = ()) -> str:
     from ..quiet import quiet_native
 
     with quiet_native():
@@ -38,9 +54,11 @@ def quantize_openvino(ctx, fp32_path: Path, out_path: Path, scheme: str) -> str:
         import nncf
 
         samples = [list(s) for s in ctx.calibration.samples]
-        quantized = nncf.quantize(model, nncf.Dataset(samples), subset_size=len(samples))
+        ignored = nncf.IgnoredScope(names=list(keep_float)) if keep_float else None
+        quantized = nncf.quantize(model, nncf.Dataset(samples), subset_size=len(samples), ignored_scope=ignored)
         ov.save_model(quantized, str(out_path), compress_to_fp16=False)
-    return f"NNCF post-training quantization (mixed-precision default preset), {len(samples)} samples"
+    kept = f", {len(keep_float)} layers kept float (ignored scope)" if keep_float else ""
+    return f"NNCF post-training quantization (mixed-precision default preset), {len(samples)} samples{kept}"
 
 
 def compress_weights_int8(model) -> int:

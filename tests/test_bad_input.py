@@ -306,3 +306,22 @@ def test_markup_in_paths_and_messages_prints_literally(cli, user_models, tmp_pat
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
     assert f"--calib '{calib}': skipped what is not a regular file: [bold].npy (FIFO)" in result.stderr
+
+
+def test_max_drop_negative_is_refused(cli, tmp_path):
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", "mlp", "--max-drop", "-1", "--out", out), "--max-drop -1", ">= 0")
+    _nothing_written(out)
+
+
+def test_max_drop_with_weight_only_int8_is_refused(cli, tmp_path):
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", "mlp", "--max-drop", "1", "--int8-scheme", "weights", "--out", out), "--max-drop", "--int8-scheme weights")
+    _nothing_written(out)
+
+
+def test_max_drop_without_task_data_is_refused(cli, user_models, tmp_path):
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--max-drop", "0.5", "--out", out),
+                           "--max-drop", "no task data")
+    _nothing_written(out)

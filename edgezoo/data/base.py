@@ -53,6 +53,9 @@ class Rollout:
     run: Callable[[Predict], RolloutResult]
     sets_metric: bool = False
     fp32_trace_atol: float | None = 0.0
+    # The same loop on inputs kept apart from the held-out measure (other seeds): what choices made
+    # on measurements (accuracy-aware int8's layers) are made on, so the test split stays unseen.
+    select: Callable[[Predict], RolloutResult] | None = None
 
 
 @dataclass

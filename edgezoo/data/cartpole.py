@@ -13,6 +13,7 @@ import torch
 from .base import Rollout, RolloutResult, TaskData
 
 EVAL_SEEDS = range(10_000, 10_020)
+SELECTION_SEEDS = range(20_000, 20_020)  # for choices made on measurements; neither trained on nor the held-out measure
 
 
 def episode_returns(predict, seeds, batch: int = 1, max_steps: int = 500) -> list[float]:
@@ -56,10 +57,13 @@ def load_cartpole(input_shape: tuple[int, ...]) -> TaskData:
     def make_inputs(states: np.ndarray, augment: bool, rng) -> tuple[torch.Tensor, ...]:
         return (torch.from_numpy(states.copy()),)
 
-    def episodes(predict) -> RolloutResult:
-        returns = np.array(episode_returns(predict, EVAL_SEEDS, batch))
+    def episodes(predict, seeds=EVAL_SEEDS) -> RolloutResult:
+        returns = np.array(episode_returns(predict, seeds, batch))
         return RolloutResult(float(returns.mean()), returns,
                              f"{len(returns)} greedy episodes: mean return {returns.mean():.1f}, min {returns.min():.0f}")
+
+    def selection_episodes(predict) -> RolloutResult:
+        return episodes(predict, SELECTION_SEEDS)
 
     return TaskData(
         name="CartPole-v1",
@@ -68,5 +72,6 @@ def load_cartpole(input_shape: tuple[int, ...]) -> TaskData:
         make_inputs=make_inputs,
         metric_name="mean_return",
         # The episodes are compared on return only: two float paths may break a Q-value tie apart.
-        rollout=Rollout(f"{len(EVAL_SEEDS)} CartPole-v1 episodes on held-out seeds", episodes, sets_metric=True, fp32_trace_atol=None),
+        rollout=Rollout(f"{len(EVAL_SEEDS)} CartPole-v1 episodes on held-out seeds", episodes, sets_metric=True, fp32_trace_atol=None,
+                        select=selection_episodes),
     )

@@ -1,0 +1,133 @@
+"""Accuracy-aware int8 (``--max-drop``): when full static int8 loses more of the task metric than
+allowed, keep the fewest layers in float that bring it back within the bound.
+
+Each layer the format's quantizer could leave in float is tried alone: int8 everywhere but that
+layer, measured on the selection split (the validation split, or a closed loop's selection seeds:
+never the held-out test split the artifact is then judged on). Layers are ranked by how much of
+the metric each recovers; then the most recovering are kept float, one more at a time, until the
+selection metric is within the bound. The quantizing and the measuring are the caller's (a
+format's child process and its runner); this module only decides.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import BadInput
+
+
+@dataclass
+class Selection:
+    """The selection split in the export's fixed batch, and torch's metric on it."""
+
+    inputs: list[tuple[np.ndarray, ...]]
+    targets: np.ndarray | None
+    n_samples: int
+    metric: float
+    data: object
+    source: str
+
+
+def check_max_drop(max_drop: float | None, int8: bool) -> None:
+    if max_drop is None:
+        return
+    if not int8:
+        raise BadInput("--max-drop bounds what int8 may lose: add --int8")
+    if not math.isfinite(max_drop) or max_drop < 0:
+        raise BadInput(f"--max-drop {max_drop:g}: give how much of the task metric int8 may lose, in the metric's own units, as a number >= 0")
+
+
+def selection(model, spec, data) -> Selection:
+    """torch's outputs and metric on what layer choices are made on. Refused in one line for a
+    model with no task data, or whose metric comes from a closed loop without selection inputs."""
+    import torch
+
+    from .devices.runners import output_tuple, torch_runner
+
+    if data is None:
+        raise BadInput(f"--max-drop: {spec.name} has no task data to measure int8's loss on; export it with --int8 alone")
+    rollout = data.rollout
+    if rollout is not None and rollout.sets_metric:
+        if rollout.select is None:
+            raise BadInput(f"--max-drop: {spec.name}'s {data.metric_name} comes from a closed loop ({rollout.name}) with no selection inputs "
+                           "apart from the held-out ones; export it with --int8 alone")
+        result = rollout.select(torch_runner(model))
+        return Selection([], None, 0, float(result.value), data, f"{rollout.name}, selection seeds")
+    if not data.scored_by_outputs or data.size("val") == 0:
+        raise BadInput(f"--max-drop: {spec.name}'s task has no validation split scored by outputs; export it with --int8 alone")
+    batch = spec.inputs[0].shape[0]
+    inputs, targets, outputs = [], [], []
+    with torch.inference_mode():
+        for x, y in data.batches("val", batch):
+            if x[0].shape[0] < batch:  # the export's fixed batch
+                x = tuple(torch.cat([t, t[-1:].expand(batch - t.shape[0], *t.shape[1:])]) for t in x)
+            inputs.append(tuple(t.numpy() for t in x))
+            targets.append(y.numpy())
+            outputs.append(output_tuple(model(*x))[0].numpy())
+    n = data.size("val")
+    target = np.concatenate(targets)[:n]
+    metric = float(data.metric(np.concatenate(outputs)[:n], target))
+    return Selection(inputs, target, n, metric, data, f"{data.name} validation split, {n} samples")
+
+
+def selection_metric(runner, sel: Selection) -> float:
+    """The task metric of an artifact's runner on the selection split."""
+    rollout = sel.data.rollout
+    if rollout is not None and rollout.sets_metric:
+        return float(rollout.select(runner).value)
+    got = np.concatenate([np.asarray(runner(x)[0]) for x in sel.inputs])[: sel.n_samples]
+    return float(sel.data.metric(got, sel.targets))
+
+
+@dataclass
+class Decision:
+    kept_float: list[str]          # in the order they were kept (most recovering first)
+    candidates: int                # layers the quantizer could keep float
+    all_int8_metric: float | None  # on the selection split; None: full int8 could not be made or run
+    metric: float | None           # with kept_float in float, on the selection split
+    met: bool                      # the selection metric is within the bound
+    trials: int
+
+
+def keep_fewest_float(trial: Callable[[tuple[str, ...]], float | None], list_layers: Callable[[], Sequence[str]], sel: Selection,
+                      max_drop: float, advance: Callable[[str], None] = lambda note: None) -> Decision:
+    """``trial(keep)`` quantizes with ``keep`` in float and returns its selection metric (None when
+    that file could not be made or run); ``list_layers()``, called after full int8's trial, names
+    the layers that file quantized, by the names ``trial`` takes. The last ``trial`` call is always the one with the
+    returned ``kept_float``: the caller keeps that call's file."""
+    measure = sel.data.measure
+
+    def loses(metric: float | None) -> float:
+        return math.inf if metric is None or not math.isfinite(metric) else measure.worse_by(metric, sel.metric)
+
+    full = trial(())
+    trials = 1
+    advance(f"all int8: {_say(full)} (torch {sel.metric:.4g})")
+    if loses(full) <= max_drop + 1e-9:
+        return Decision([], 0, full, full, True, trials)
+    layers = list(list_layers())
+    alone = {}  # what int8 loses with only that layer float: the less, the more the layer recovers
+    for i, layer in enumerate(layers):
+        alone[layer] = loses(trial((layer,)))
+        trials += 1
+        advance(f"layer {i + 1}/{len(layers)} kept float alone")
+    # Most recovering first; a tie keeps the graph's order (earlier layers feed more of the net).
+    ranked = sorted(layers, key=lambda name: alone[name])
+    kept: list[str] = []
+    metric = full
+    for layer in ranked:
+        kept.append(layer)
+        metric = trial(tuple(kept))
+        trials += 1
+        advance(f"{len(kept)} kept float: {_say(metric)}")
+        if loses(metric) <= max_drop + 1e-9:
+            return Decision(kept, len(layers), full, metric, True, trials)
+    return Decision(kept, len(layers), full, metric, False, trials)
+
+
+def _say(metric: float | None) -> str:
+    return "could not be made or run" if metric is None else f"{metric:.4g}"
