@@ -4,10 +4,11 @@
     .venv/bin/python benchmarks/int8_schemes.py --render   # only re-render the README from the stored results
 
 For every zoo model whose card chooses int8 "weights" for some runtime (or --models), exports int8
-with each scheme, "weights" and "static" (full-integer, calibrated), every format, and records each
-artifact's held-out metric, whether it kept the card's int8 bound, and its latency against the fp32
-artifact's, timed in the same run. Exits 1 if the card's choice for a runtime misses its bound: the
-choice it documents would then be wrong.
+with each scheme, "weights" and "static" (full-integer, calibrated), and static with --max-drop at
+the card's bound (the fewest layers kept float: edgezoo.accuracy_aware), every format, and records
+each artifact's held-out metric, whether it kept the card's int8 bound, and its latency against the
+fp32 artifact's, timed in the same run. Exits 1 if the card's choice for a runtime misses its
+bound: the choice it documents would then be wrong.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "int8_schemes.json"
 README = ROOT / "README.md"
 BEGIN, END = "<!-- int8-schemes:begin (benchmarks/int8_schemes.py writes this) -->", "<!-- int8-schemes:end -->"
 SCHEMES = ("weights", "static")
+AWARE = "static --max-drop"  # static int8 with the fewest layers kept float for the card's bound
 
 
 def measure(name: str, out: Path) -> dict:
@@ -31,8 +33,11 @@ def measure(name: str, out: Path) -> dict:
 
     card = zoo.get(name)
     entry = {"model": name, "fp32": {}, "schemes": {}}
-    for scheme in SCHEMES:
-        manifest = export(card, int8=True, int8_scheme=scheme, out=out / f"{name}-{scheme}").manifest
+    for scheme in (*SCHEMES, AWARE):
+        if scheme == AWARE:
+            manifest = export(card, int8=True, max_drop=card.tolerance.int8_metric_drop, out=out / f"{name}-aware").manifest
+        else:
+            manifest = export(card, int8=True, int8_scheme=scheme, out=out / f"{name}-{scheme}").manifest
         ref = manifest.reference
         entry.update(metric_name=ref.metric_name, torch=ref.metric, bound=card.tolerance.int8_metric_drop,
                      higher_is_better=_measure(ref.metric_name).higher_is_better)
@@ -41,6 +46,10 @@ def measure(name: str, out: Path) -> dict:
                       "kept_bound": a.metric is not None and _measure(ref.metric_name).worse_by(a.metric, ref.metric) <= entry["bound"] + 1e-9}
             if a.precision == "int8":
                 entry["schemes"].setdefault(scheme, {})[a.format] = result
+                if a.accuracy_aware is not None:
+                    result.update(kept_float=len(a.accuracy_aware.kept_float), candidates=a.accuracy_aware.candidates)
+            elif scheme == AWARE:  # its own run's fp32, for a ratio timed in one run
+                entry.setdefault("fp32_aware_run", {})[a.format] = result
             elif scheme == SCHEMES[0]:  # fp32 is the same file under either scheme: timed once
                 entry["fp32"][a.format] = result
     entry["card"] = {f: card.int8_scheme_for(f) for f in entry["fp32"]}
@@ -63,6 +72,8 @@ def _cell(result: dict, fp32: dict | None = None, chosen: bool = False) -> str:
     latency = "" if result["latency_ms"] is None else f", {result['latency_ms']:.3g} ms"
     if fp32 and fp32.get("latency_ms") and result["latency_ms"] is not None:
         latency += f" ({result['latency_ms'] / fp32['latency_ms']:.2f}x fp32)"
+    if "kept_float" in result:
+        latency += f", {result['kept_float']}/{result['candidates']} layers float" if result["kept_float"] else ", all int8"
     failed = "" if result["ok"] else " (misses bound)" if not result["kept_bound"] else f" (failed: {_short(result['error'])})"
     text = f"{result['metric']:.4g}{latency}{failed}"
     return f"**{text}**" if chosen else text
@@ -83,6 +94,9 @@ def render(entries: list[dict]) -> str:
         for scheme in SCHEMES:
             cells = [_cell(e["schemes"][scheme][f], e["fp32"][f], chosen=e["card"][f] == scheme) for f in formats]
             lines.append(f"{head} int8 {scheme} | " + " | ".join(cells) + " |")
+        if AWARE in e["schemes"]:
+            cells = [_cell(e["schemes"][AWARE][f], e["fp32_aware_run"][f]) for f in formats]
+            lines.append(f"{head} int8 {AWARE} {e['bound']:g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 

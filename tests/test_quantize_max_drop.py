@@ -1,5 +1,6 @@
 """Accuracy-aware int8 (--max-drop): the fewest layers kept float, chosen on the selection split, in
-each runtime by its own means; the file then judged on the held-out split like any other."""
+each runtime by its own means; the file then judged on the held-out split like any other. (Named to
+run after test_matrix: the DQN's checkpoint trains in the background from the session's start.)"""
 
 from __future__ import annotations
 
