@@ -1,11 +1,11 @@
 """Accuracy-aware int8 (``--max-drop``): when full static int8 loses more of the task metric than
 allowed, keep the fewest layers in float that bring it back within the bound.
 
-Each layer the format's quantizer could leave in float is tried alone: int8 everywhere but that
-layer, measured on the selection split (the validation split, or a closed loop's selection seeds:
-never the held-out test split the artifact is then judged on). Layers are ranked by how much of
-the metric each recovers; then the most recovering are kept float, one more at a time, until the
-selection metric is within the bound. The quantizing and the measuring are the caller's (a
+Each layer full int8 quantized is tried alone in float: int8 everywhere but that layer, measured
+on the selection split (the validation split, or a closed loop's selection seeds: never the
+held-out test split the artifact is then judged on). Layers are ranked by how much of the metric
+each recovers; then the most recovering are kept float, one more at a time, until the selection
+metric is within the bound (many layers: contiguous groups first, see keep_fewest_float). The quantizing and the measuring are the caller's (a
 format's child process and its runner); this module only decides.
 """
 
@@ -93,40 +93,69 @@ class Decision:
     trials: int
 
 
+#: Up to this many layers, each is tried alone; past it, contiguous groups (in graph order) are.
+MAX_UNITS = 24
+
+
 def keep_fewest_float(trial: Callable[[tuple[str, ...]], float | None], list_layers: Callable[[], Sequence[str]], sel: Selection,
                       max_drop: float, advance: Callable[[str], None] = lambda note: None) -> Decision:
     """``trial(keep)`` quantizes with ``keep`` in float and returns its selection metric (None when
     that file could not be made or run); ``list_layers()``, called after full int8's trial, names
-    the layers that file quantized, by the names ``trial`` takes. The last ``trial`` call is always the one with the
-    returned ``kept_float``: the caller keeps that call's file."""
+    the layers that file quantized, by the names ``trial`` takes. The last ``trial`` call is always
+    the one with the returned ``kept_float``: the caller keeps that call's file.
+
+    Up to MAX_UNITS layers, each is tried alone in float, ranked by what int8 then loses, and the
+    most recovering kept float one at a time until the bound holds. A model with more (a GPT's
+    hundred-odd quantized nodes) would cost a trial per layer: its layers are tried in MAX_UNITS
+    contiguous groups instead, the most recovering groups kept float until the bound holds, and
+    then each layer of those groups is given back to int8, last-ranked first, where the bound still
+    holds without it."""
     measure = sel.data.measure
 
     def loses(metric: float | None) -> float:
         return math.inf if metric is None or not math.isfinite(metric) else measure.worse_by(metric, sel.metric)
 
+    def within(metric: float | None) -> bool:
+        return loses(metric) <= max_drop + 1e-9
+
     full = trial(())
     trials = 1
     advance(f"all int8: {_say(full)} (torch {sel.metric:.4g})")
-    if loses(full) <= max_drop + 1e-9:
+    if within(full):
         return Decision([], 0, full, full, True, trials)
     layers = list(list_layers())
-    alone = {}  # what int8 loses with only that layer float: the less, the more the layer recovers
-    for i, layer in enumerate(layers):
-        alone[layer] = loses(trial((layer,)))
+    size = max(1, math.ceil(len(layers) / MAX_UNITS))
+    units = [layers[i : i + size] for i in range(0, len(layers), size)]
+    alone = []  # what int8 loses with only that unit float: the less, the more the unit recovers
+    for i, unit in enumerate(units):
+        alone.append(loses(trial(tuple(unit))))
         trials += 1
-        advance(f"layer {i + 1}/{len(layers)} kept float alone")
+        advance(f"{'layer' if size == 1 else 'group'} {i + 1}/{len(units)} kept float alone")
     # Most recovering first; a tie keeps the graph's order (earlier layers feed more of the net).
-    ranked = sorted(layers, key=lambda name: alone[name])
+    ranked = sorted(range(len(units)), key=lambda i: alone[i])
     kept: list[str] = []
-    metric = full
-    for layer in ranked:
-        kept.append(layer)
-        metric = trial(tuple(kept))
+    metric, last = full, ()
+    for i in ranked:
+        kept += units[i]
+        metric, last = trial(tuple(kept)), tuple(kept)
         trials += 1
         advance(f"{len(kept)} kept float: {_say(metric)}")
-        if loses(metric) <= max_drop + 1e-9:
-            return Decision(kept, len(layers), full, metric, True, trials)
-    return Decision(kept, len(layers), full, metric, False, trials)
+        if within(metric):
+            break
+    else:
+        return Decision(kept, len(layers), full, metric, False, trials)
+    if size > 1:  # groups: give back to int8 each layer the bound does not need
+        for layer in reversed(list(kept)):
+            fewer = tuple(k for k in kept if k != layer)
+            got, last = trial(fewer), fewer
+            trials += 1
+            if within(got):
+                kept, metric = list(fewer), got
+                advance(f"{layer} back to int8: {len(kept)} kept float, {_say(got)}")
+        if last != tuple(kept):  # the caller keeps the last trial's file: make the decided one last
+            metric = trial(tuple(kept))
+            trials += 1
+    return Decision(kept, len(layers), full, metric, True, trials)
 
 
 def _say(metric: float | None) -> str:

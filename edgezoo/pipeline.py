@@ -333,7 +333,7 @@ def _make_artifacts(chosen, precisions, spec: ModelSpec, net, ref: Reference, ca
                     if stop.is_set():
                         raise KeyboardInterrupt  # the export is being stopped: start nothing new
                     final = out_dir / fmt.file_name(spec.name, precision)
-                    row = _make_artifact(fmt, precision, steps[fmt.name], staging / final.name, fp32_path, spec, ref, threads, log_lines, sel)
+                    row = _make_artifact(fmt, precision, steps[fmt.name], staging / final.name, fp32_path, spec, ref, threads, log_lines, sel, stop)
                     runner = row.pop("runner", None)
                     if row.get("all_int8_runner") is not None:
                         runners[fmt.name, ALL_INT8] = row["all_int8_runner"]
@@ -410,7 +410,7 @@ def _builder_name(spec: ModelSpec) -> tuple[str, dict, bool, dict | None]:
 
 
 def _make_artifact(fmt, precision, child: ConverterChild, staged: Path, fp32_path, spec, ref: Reference, threads, log_lines,
-                   sel: Selection | None = None) -> dict:
+                   sel: Selection | None = None, stop: threading.Event | None = None) -> dict:
     row: dict = {"format": fmt.name, "precision": precision, "path": None, "bytes": None, "sha256": None, "status": "failed",
                  "metric": None, "metric_delta": None, "agreement": None, "max_abs_diff": None, "rel_error": None, "cosine": None,
                  "latency_ms": None, "runtime": fmt.runtime, "precision_ran": None, "int8_scheme": None, "scheme": None, "error": None, "failure": None, "stage": "convert"}
@@ -425,7 +425,7 @@ def _make_artifact(fmt, precision, child: ConverterChild, staged: Path, fp32_pat
             if sel is None:
                 row["scheme"] = child.convert(fmt.quantize_int8, fp32_path, staged, row["int8_scheme"])
             else:
-                row["scheme"], row["accuracy_aware"], row["all_int8_runner"] = _int8_keeping_float(fmt, child, fp32_path, staged, spec, ref, sel, threads)
+                row["scheme"], row["accuracy_aware"], row["all_int8_runner"] = _int8_keeping_float(fmt, child, fp32_path, staged, spec, ref, sel, threads, stop)
         row["int8_fraction"] = round(child.call(fmt.int8_fraction, staged), 4)
     except (StepFailed, StepCrashed) as exc:  # a converter's failure is a failed row, not a dead tool
         crashed = isinstance(exc, StepCrashed)
@@ -473,7 +473,8 @@ def _make_artifact(fmt, precision, child: ConverterChild, staged: Path, fp32_pat
 ALL_INT8 = "int8-all"  # the runners' key of full int8, measured beside an accuracy-aware int8 file
 
 
-def _int8_keeping_float(fmt, child, fp32_path: Path, staged: Path, spec: ModelSpec, ref: Reference, sel: Selection, threads: int):
+def _int8_keeping_float(fmt, child, fp32_path: Path, staged: Path, spec: ModelSpec, ref: Reference, sel: Selection, threads: int,
+                        stop: threading.Event | None = None):
     """Accuracy-aware int8 for one format (edgezoo.accuracy_aware decides): every trial quantized in
     the format's child, probed there, then measured here on the selection split. The decided file
     is left at ``staged``. Returns (the quantizer's note, the manifest entry, full int8's runner
@@ -485,6 +486,8 @@ def _int8_keeping_float(fmt, child, fp32_path: Path, staged: Path, spec: ModelSp
     made: list = []  # (path, note, runner) per trial
 
     def trial(keep: tuple[str, ...]) -> float | None:
+        if stop is not None and stop.is_set():
+            raise KeyboardInterrupt  # the export is being stopped: no further trial (its child would start again)
         path = trials / f"trial{len(made)}{fmt.suffix}"
         try:
             note = child.convert(fmt.quantize_int8, fp32_path, path, "static", keep)

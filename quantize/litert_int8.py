@@ -48,6 +48,10 @@ def quantize_tflite(ctx, fp32_path: Path, out_path: Path, scheme: str, keep_floa
 
 
 def _full_integer(ctx, float_model: bytes, out_path: Path, keep_float: tuple[str, ...] = ()) -> str:
+    import copy
+    import hashlib
+    import re
+
     from ai_edge_litert.interpreter import Interpreter
     from ai_edge_quantizer import calibrator, quantizer, recipe, recipe_manager
     from ai_edge_quantizer.utils import qsv_utils
@@ -57,19 +61,21 @@ def _full_integer(ctx, float_model: bytes, out_path: Path, keep_float: tuple[str
     # litert-torch stores int64 inputs (token ids, time steps) as int32: feed them as such.
     samples = [{name: np.asarray(x, dtype=d["dtype"]) for (name, d), x in zip(details.items(), s)} for s in ctx.calibration.samples]
 
-    import re
-
     # An op's scope is its output tensors' names, each followed by ";": the later entry wins.
     chosen = recipe.static_wi8_ai8() + [{"regex": f"^{re.escape(name)};", "operation": "*", "algorithm_key": "no_quantize", "op_config": {}}
                                         for name in keep_float]
-    rm = recipe_manager.RecipeManager()
-    rm.load_quantization_recipe(chosen)
-    calib = calibrator.Calibrator(float_model, num_threads=ctx.threads, qsv_update_func=qsv_utils.min_max_update)
-    calib.calibrate({"serving_default": samples}, rm)
 
+    def calibrate():  # once per float model and export, for every op: accuracy-aware int8's trials reuse it
+        rm = recipe_manager.RecipeManager()
+        rm.load_quantization_recipe(recipe.static_wi8_ai8())
+        calib = calibrator.Calibrator(float_model, num_threads=ctx.threads, qsv_update_func=qsv_utils.min_max_update)
+        calib.calibrate({"serving_default": samples}, rm)
+        return calib.get_model_qsvs()
+
+    qsvs = ctx.once(f"litert-calibration:{hashlib.sha256(float_model).hexdigest()}", calibrate)
     q = quantizer.Quantizer(float_model)
     q.load_quantization_recipe(chosen)
-    result = q.quantize(calib.get_model_qsvs(), enable_progress_bar=False, enable_progress_report=False)
+    result = q.quantize(copy.deepcopy(qsvs), enable_progress_bar=False, enable_progress_report=False)
     out_path.write_bytes(_repair_per_axis_dimensions(bytes(result.quantized_model), float_model))
     kept = f", {len(keep_float)} layers kept float" if keep_float else ""
     return f"full-integer static int8 (int8 in/out), per-channel weights, min/max over {len(samples)} samples{kept}"

@@ -87,6 +87,8 @@ def _static_qdq(ctx, fp32_path: Path, out_path: Path, keep_float: tuple[str, ...
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
             nodes_to_exclude=list(keep_float),
+            # One calibration per fp32 file and export: accuracy-aware int8's trials reuse its ranges.
+            calibration_cache_path=ctx.workdir / f"{fp32_path.stem}.ort-calibration.json",
         )
     kept = f", {len(keep_float)} layers kept float" if keep_float else ""
     return f"static QDQ, per-channel int8 weights, uint8 activations, min/max over {len(feeds)} samples{kept}"

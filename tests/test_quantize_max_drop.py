@@ -70,3 +70,25 @@ def test_max_drop_meets_the_bound_in_every_runtime_on_the_dqn(tmp_path):
         assert aa.all_int8_latency_ms is not None and row.latency_ms is not None
         assert str(len(aa.kept_float)) in row.scheme  # the quantizer said what it left float
     assert result.ok
+
+
+def test_many_layers_are_ranked_in_groups_then_given_back_to_int8_one_by_one():
+    # 100 layers; only "L37" and "L80" cost anything. Groups of 5 are ranked, the two costly groups
+    # kept float, then every layer the bound does not need goes back to int8.
+    from edgezoo.accuracy_aware import MAX_UNITS
+
+    layers = [f"L{i}" for i in range(100)]
+    cost = {"L37": 0.05, "L80": 0.02}
+    calls = []
+
+    def trial(keep):
+        calls.append(keep)
+        return 0.90 - sum(c for name, c in cost.items() if name not in keep)
+
+    decision = keep_fewest_float(trial, lambda: layers, _selection(0.90), max_drop=0.001)
+    assert sorted(decision.kept_float) == ["L37", "L80"]
+    assert decision.met and decision.metric == pytest.approx(0.90)
+    assert decision.trials < len(layers) and decision.trials == len(calls)
+    groups = calls[1:21]  # 100 layers in groups of ceil(100 / MAX_UNITS) = 5: 20 group trials after full int8
+    assert MAX_UNITS == 24 and all(len(g) == 5 for g in groups) and len({l for g in groups for l in g}) == 100
+    assert set(calls[-1]) == set(decision.kept_float)
