@@ -503,9 +503,10 @@ def _int8_keeping_float(fmt, child, fp32_path: Path, staged: Path, spec: ModelSp
         except Exception:
             runner, metric = None, None
         made.append((path, note, runner))
-        if len(made) > 2:  # neither full int8 nor the latest: not needed again
+        if len(made) > 2:  # neither full int8 nor the latest: its file and loaded model are not needed again
             for f in fmt.files(made[-2][0]):
                 f.unlink(missing_ok=True)
+            made[-2] = (made[-2][0], made[-2][1], None)
         return metric
 
     def say(note: str) -> None:
