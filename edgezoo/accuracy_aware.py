@@ -5,8 +5,9 @@ Each layer full int8 quantized is tried alone in float: int8 everywhere but that
 on the selection split (the validation split, or a closed loop's selection seeds: never the
 held-out test split the artifact is then judged on). Layers are ranked by how much of the metric
 each recovers; then the most recovering are kept float, one more at a time, until the selection
-metric is within the bound (many layers: contiguous groups first, see keep_fewest_float). The quantizing and the measuring are the caller's (a
-format's child process and its runner); this module only decides.
+metric is within the bound (many layers: contiguous groups first, see keep_fewest_float). The
+quantizing and the measuring are the caller's (a format's child process and its runner); this
+module only decides.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ def selection(model, spec, data) -> Selection:
             raise BadInput(f"--max-drop: {spec.name}'s {data.metric_name} comes from a closed loop ({rollout.name}) with no selection inputs "
                            "apart from the held-out ones; export it with --int8 alone")
         result = rollout.select(torch_runner(model))
-        return Selection([], None, 0, float(result.value), data, f"{rollout.name}, selection seeds")
+        return Selection([], None, 0, float(result.value), data, f"{data.name} closed loop on selection seeds (not the held-out ones)")
     if not data.scored_by_outputs or data.size("val") == 0:
         raise BadInput(f"--max-drop: {spec.name}'s task has no validation split scored by outputs; export it with --int8 alone")
     batch = spec.inputs[0].shape[0]
