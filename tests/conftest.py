@@ -41,7 +41,9 @@ def narrow_recipes_train_alongside(edgezoo_home, request, tmp_path_factory):
             "for name in sys.argv[1:]:\n    trained_model(zoo.get(name).small_variant())\n")
     log = tmp_path_factory.mktemp("background-training") / "log.txt"
     with open(log, "w") as out:
-        process = subprocess.Popen([sys.executable, "-c", code, *narrow], stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
+        # Isolated (-I) and from outside the source tree: its edgezoo/ folder is not the installed package.
+        process = subprocess.Popen([sys.executable, "-I", "-c", code, *narrow], cwd=log.parent, stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ})
     yield narrow
     if process.poll() is None:  # a session that never reached those models
         process.kill()
