@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,9 @@ def narrow_recipes_train_alongside(edgezoo_home, request, tmp_path_factory):
     yield narrow
     if process.poll() is None:  # a session that never reached those models
         process.kill()
-    process.wait()
+    # Loud, not a silent fallback: a background run that broke would leave the tests to train in
+    # the foreground, and the suite slower for no visible reason.
+    assert process.wait() in (0, -signal.SIGKILL), f"background training of {narrow} failed: {log.read_text()[-2000:]}"
 
 
 @pytest.fixture(scope="session", autouse=True)
