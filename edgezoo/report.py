@@ -110,7 +110,7 @@ def zoo_markdown(manifests: list[Manifest]) -> str:
     for m in manifests:
         ref = m.reference
         said_bar = f" ({'>=' if ref.bar.direction == 'at least' else '<='} {ref.bar.value:.4g})" if ref.bar else ""
-        took = "not recorded" if m.training is None or m.training.seconds is None else f"{duration(m.training.seconds)}, {m.training.threads} threads"
+        took = "not recorded" if m.training is None or m.training.seconds is None else f"{duration(m.training.seconds)}, {m.training.threads} thread{'' if m.training.threads == 1 else 's'}"
         row = [m.model, f"{ref.metric_name}: {_fmt(ref.metric, '.4g')}{said_bar}", took, _schemes(m)]
         for case in cases:
             a = m.artifact(*case)
