@@ -47,6 +47,7 @@ def selection(model, spec, data) -> Selection:
     model with no task data, or whose metric comes from a closed loop without selection inputs."""
     import torch
 
+    from .check import fixed_batch
     from .devices.runners import output_tuple, torch_runner
 
     if data is None:
@@ -64,8 +65,7 @@ def selection(model, spec, data) -> Selection:
     inputs, targets, outputs = [], [], []
     with torch.inference_mode():
         for x, y in data.batches("val", batch):
-            if x[0].shape[0] < batch:  # the export's fixed batch
-                x = tuple(torch.cat([t, t[-1:].expand(batch - t.shape[0], *t.shape[1:])]) for t in x)
+            x = fixed_batch(x, batch)
             inputs.append(tuple(t.numpy() for t in x))
             targets.append(y.numpy())
             outputs.append(output_tuple(model(*x))[0].numpy())

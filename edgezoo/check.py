@@ -31,15 +31,19 @@ def _cat(batches: list[list[np.ndarray]], n: int) -> list[np.ndarray]:
     return [np.concatenate([b[k] for b in batches])[:n] for k in range(len(batches[0]))]
 
 
+def fixed_batch(inputs: tuple[torch.Tensor, ...], batch: int) -> tuple[torch.Tensor, ...]:
+    """A split's last, smaller batch padded (with its last sample) to the exported fixed batch size."""
+    n = inputs[0].shape[0]
+    return inputs if n >= batch else tuple(torch.cat([t, t[-1:].expand(batch - n, *t.shape[1:])]) for t in inputs)
+
+
 def reference_outputs(model: torch.nn.Module, spec: ModelSpec, data, n_samples: int = 32) -> Reference:
     batch = spec.inputs[0].shape[0]
     inputs: list[tuple[np.ndarray, ...]] = []
     targets = []
     if data is not None:
         for x, y in data.batches("test", batch):
-            if x[0].shape[0] < batch:  # pad the last batch to the exported (fixed) batch size
-                pad = batch - x[0].shape[0]
-                x = tuple(torch.cat([t, t[-1:].expand(pad, *t.shape[1:])]) for t in x)
+            x = fixed_batch(x, batch)
             inputs.append(tuple(t.numpy() for t in x))
             targets.append(y.numpy())
         n = data.size("test")

@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from edgezoo.check import fixed_batch
 from edgezoo.devices.runners import output_tuple
 from edgezoo.export import FORMATS
 
@@ -51,7 +52,7 @@ def _torch_side(spec):
         feeds, refs, targets = [], [], []
         for inputs, target in data.batches("test", batch):
             n = len(target)
-            inputs = tuple(torch.cat([t, t[-1:].expand(batch - n, *t.shape[1:])]) for t in inputs)  # the export's fixed batch
+            inputs = fixed_batch(inputs, batch)
             feeds.append(([t.numpy() for t in inputs], n))
             with torch.inference_mode():
                 refs.append(output_tuple(model(*inputs))[0].numpy()[:n])
