@@ -71,8 +71,9 @@ def export_table(manifest: Manifest) -> Table:
         )
     if aware:
         aa = next(a.accuracy_aware for a in manifest.artifacts if a.accuracy_aware is not None)
-        table.caption = Text(f"{table.caption}\n--max-drop {aa.max_drop:g}: layers kept float were chosen on the {aa.selection} (torch "
-                             f"{aa.torch_metric:.4g}; all int8 there: {', '.join(aware)}); the {metric_name} column is the held-out test split's")
+        table.caption = Text(f"{table.caption}\n--max-drop {aa.max_drop:g}, decided on the {aa.selection}: torch {aa.torch_metric:.4g}, "
+                             f"full int8 {', '.join(aware)}; layers stay float only where full int8 lost more. "
+                             f"The {metric_name} column is the held-out test split's")
     return table
 
 
