@@ -69,9 +69,9 @@ def _torch_model(source: dict):
     from ..weights import load_into, read_state_dict
 
     if source["from_file"]:
-        from ..usermodel import load_user_class
+        from ..usermodel import load_user_builder
 
-        builder = load_user_class(source["builder"])
+        builder = load_user_builder(source["builder"])
     else:
         from ..export.base import by_name
 

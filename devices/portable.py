@@ -101,7 +101,8 @@ class Model:
         interp = Interpreter(model_path=self.path, num_threads=threads, experimental_op_resolver_type=resolver)
         runner = interp.get_signature_runner()
         ins, outs = runner.get_input_details(), runner.get_output_details()
-        self.input_names = list(ins)  # signature order = the model's argument order
+        ins = dict(sorted(ins.items(), key=lambda item: item[1]["index"]))  # by name in the signature; by index in argument order
+        self.input_names = list(ins)
         self.inputs = [(n, [int(x) if x >= 0 else None for x in d.get("shape_signature", d["shape"])],
                         "float32" if is_quantized(d) else np.dtype(d["dtype"]).name) for n, d in ins.items()]
         self.output_units = [float(d["quantization"][0]) if is_quantized(d) else None for d in outs.values()]

@@ -164,6 +164,13 @@ def openvino_runner(path: Path, threads: int, device: str = "CPU", precision_hin
     return Runner("openvino", run, ran, {"threads": threads, "device": device, "inference_precision": ran}, declared)
 
 
+def in_order(details: dict) -> dict:
+    """A TFLite signature's inputs in the model's argument order. The signature lists them by name
+    (alphabetically: args_10 before args_2, or a model's own names), its tensors' indices keep
+    the order the converter was given them in."""
+    return dict(sorted(details.items(), key=lambda item: item[1]["index"]))
+
+
 def litert_runner(path: Path, threads: int, delegate: str | None = "XNNPACK") -> Runner:
     """Full-integer models take and give int8 tensors: quantize inputs and dequantize outputs with
     each tensor's own scale and zero point, as an app on the device does. ``delegate`` None runs
@@ -178,9 +185,9 @@ def litert_runner(path: Path, threads: int, delegate: str | None = "XNNPACK") ->
         interp = Interpreter(model_path=str(path), num_threads=threads, experimental_op_resolver_type=resolver)
         runner = interp.get_signature_runner()
         runner(**{n: np.zeros(d["shape"], d["dtype"]) for n, d in runner.get_input_details().items()})
-    in_details = runner.get_input_details()
+    in_details = in_order(runner.get_input_details())
     out_details = runner.get_output_details()
-    in_names = list(in_details)  # signature order = model argument order (args_0, args_1, ...)
+    in_names = list(in_details)
 
     def run(inputs):
         feed = {n: quantize(x, in_details[n]["dtype"], *in_details[n]["quantization"]) for n, x in zip(in_names, inputs)}

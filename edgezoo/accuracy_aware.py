@@ -27,7 +27,7 @@ class Selection:
 
     inputs: list[tuple[np.ndarray, ...]]
     targets: np.ndarray | None
-    n_samples: int
+    n_samples: int | None       # rows of the concatenated outputs that are samples (None: all)
     metric: float
     data: object
     source: str
@@ -51,7 +51,8 @@ def selection(model, spec, data) -> Selection:
     from .devices.runners import output_tuple, torch_runner
 
     if data is None:
-        raise BadInput(f"--max-drop: {spec.name} has no task data to measure int8's loss on; export it with --int8 alone")
+        mine = " (a model of your own: give --data with a target array, and --metric)" if spec.origin is not None else ""
+        raise BadInput(f"--max-drop: {spec.name} has no task data to measure int8's loss on{mine}; or export it with --int8 alone")
     rollout = data.rollout
     if rollout is not None and rollout.sets_metric:
         if rollout.select is None:
@@ -62,17 +63,18 @@ def selection(model, spec, data) -> Selection:
     if not data.scored_by_outputs or data.size("val") == 0:
         raise BadInput(f"--max-drop: {spec.name}'s task has no validation split scored by outputs; export it with --int8 alone")
     batch = spec.inputs[0].shape[0]
+    per_call = data.per_call(batch)
     inputs, targets, outputs = [], [], []
     with torch.inference_mode():
-        for x, y in data.batches("val", batch):
-            x = fixed_batch(x, batch)
+        for x, y in data.batches("val", per_call):
+            x = fixed_batch(x, batch) if data.samples_per_call is None else x
             inputs.append(tuple(t.numpy() for t in x))
             targets.append(y.numpy())
             outputs.append(output_tuple(model(*x))[0].numpy())
     n = data.size("val")
     target = np.concatenate(targets)[:n]
-    metric = float(data.metric(np.concatenate(outputs)[:n], target))
-    return Selection(inputs, target, n, metric, data, f"{data.name} validation split, {n} samples")
+    metric = float(data.metric(np.concatenate(outputs)[:data.rows_kept(n)], target))
+    return Selection(inputs, target, data.rows_kept(n), metric, data, f"{data.name} validation split, {n} samples")
 
 
 def selection_metric(runner, sel: Selection) -> float:

@@ -24,10 +24,11 @@ class Reference:
     n_outputs: int
     data: object = None                      # the TaskData, when there is one
     rollout: object = None                   # torch's RolloutResult, for closed-loop tasks
+    rows: int | None = None                  # rows of the concatenated outputs that are samples (None: all)
 
 
-def _cat(batches: list[list[np.ndarray]], n: int) -> list[np.ndarray]:
-    """Concatenate per-batch outputs along the batch axis and drop padding."""
+def _cat(batches: list[list[np.ndarray]], n: int | None) -> list[np.ndarray]:
+    """Concatenate per-batch outputs along the batch axis and drop padding (None: none to drop)."""
     return [np.concatenate([b[k] for b in batches])[:n] for k in range(len(batches[0]))]
 
 
@@ -37,28 +38,38 @@ def fixed_batch(inputs: tuple[torch.Tensor, ...], batch: int) -> tuple[torch.Ten
     return inputs if n >= batch else tuple(torch.cat([t, t[-1:].expand(batch - n, *t.shape[1:])]) for t in inputs)
 
 
-def reference_outputs(model: torch.nn.Module, spec: ModelSpec, data, n_samples: int = 32) -> Reference:
+def reference_outputs(model: torch.nn.Module, spec: ModelSpec, data, n_samples: int = 32, samples=None) -> Reference:
+    """torch's outputs on the task's test split (``data``), or, without task data, on the test
+    split of ``samples`` (a user's --data without --metric: parity on their inputs), else on
+    ``n_samples`` random input batches."""
     batch = spec.inputs[0].shape[0]
     inputs: list[tuple[np.ndarray, ...]] = []
     targets = []
-    if data is not None:
-        for x, y in data.batches("test", batch):
-            x = fixed_batch(x, batch)
+    keep = None
+    for source_data in (data, samples):
+        if source_data is None:
+            continue
+        per_call = source_data.per_call(batch)
+        for x, y in source_data.batches("test", per_call):
+            x = fixed_batch(x, batch) if source_data.samples_per_call is None else x
             inputs.append(tuple(t.numpy() for t in x))
             targets.append(y.numpy())
-        n = data.size("test")
-        source = f"{data.name} test split, {n} samples"
+        n = source_data.size("test")
+        keep = source_data.rows_kept(n)
+        source = f"{source_data.name} test split, {n} samples" + ("" if data is not None else " (no --metric: parity only)")
+        break
     else:
         inputs = [tuple(t.numpy() for t in spec.example_inputs(seed=s)) for s in range(n_samples)]
-        n = n_samples * batch
+        n, keep = n_samples * batch, None  # no batch is padded
         source = f"{n_samples} random input batches"
+        targets = []
     outputs = []
     with torch.inference_mode():
         for x in inputs:
             outs = output_tuple(model(*[torch.from_numpy(a) for a in x]))
             outputs.append([o.numpy().copy() for o in outs])
-    target_arr = np.concatenate(targets)[:n] if targets else None
-    metric = data.metric(_cat(outputs, n)[0], target_arr) if data is not None else None
+    target_arr = np.concatenate(targets)[:n] if targets and data is not None else None
+    metric = data.metric(_cat(outputs, keep)[0], target_arr) if data is not None else None
     rollout = None
     if data is not None and data.rollout is not None:
         from .devices.runners import torch_runner
@@ -66,7 +77,7 @@ def reference_outputs(model: torch.nn.Module, spec: ModelSpec, data, n_samples: 
         rollout = data.rollout.run(torch_runner(model))
         if data.rollout.sets_metric:
             metric = rollout.value
-    return Reference(inputs, outputs, target_arr, n, metric, source, len(outputs[0]), data, rollout)
+    return Reference(inputs, outputs, target_arr, n, metric, source, len(outputs[0]), data, rollout, keep)
 
 
 class FailureKind(str, Enum):
@@ -113,8 +124,8 @@ class Measurement:
 def measure_artifact(runner: Runner, ref: Reference) -> Measurement:
     """Runs the artifact over the reference's inputs (and its closed loop): error, agreement and
     task metric against torch."""
-    got = _cat([[np.asarray(o) for o in runner(x)] for x in ref.inputs], ref.n_samples)
-    want = _cat(ref.outputs, ref.n_samples)
+    got = _cat([[np.asarray(o) for o in runner(x)] for x in ref.inputs], ref.rows)
+    want = _cat(ref.outputs, ref.rows)
     shapes = [tuple(g.shape) for g in got]
     if len(got) != len(want) or any(g.shape != w.shape for g, w in zip(got, want)):
         return Measurement(shapes, shapes_match=False)

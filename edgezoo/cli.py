@@ -17,7 +17,8 @@ def _cmd_export(args) -> int:
     result = export(args.model, int8=args.int8 or args.int8_scheme is not None or args.max_drop is not None, formats=args.formats, out=args.out, weights=args.weights,
                     input_shape=args.input_shape, calib=args.calib, calib_samples=args.calib_samples,
                     threads=args.threads, retrain=args.retrain, int8_scheme=args.int8_scheme, timeout=args.timeout,
-                    prune=args.prune, finetune_epochs=args.finetune_epochs, max_drop=args.max_drop)
+                    prune=args.prune, finetune_epochs=args.finetune_epochs, max_drop=args.max_drop,
+                    inputs=args.input, init_args=args.init_args, data=args.data, metric=args.metric)
     Console(width=max(160, Console().width)).print(export_table(result.manifest))
     failed = [a for a in result.manifest.artifacts if not a.ok]
     print(f"manifest: {result.manifest_path}")
@@ -221,7 +222,19 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("export", help="export a zoo model (or PATH.py:Class) to every format and check each against torch")
-    p.add_argument("--model", default="mobilenet", help="zoo name (see `edgezoo list`) or PATH.py:ClassName")
+    p.add_argument("--model", default="mobilenet", help="zoo name (see `edgezoo list`), or PATH.py:NAME: a class or a function returning an nn.Module")
+    p.add_argument("--init-args", default=None, metavar="JSON",
+                   help="a model of your own: keyword arguments for NAME, a JSON object of literals, e.g. '{\"d_model\": 64, \"nhead\": 4}'")
+    p.add_argument("--input", action="append", default=None, metavar="NAME:SHAPE[:DTYPE[:LOW-HIGH]]",
+                   help="a model of your own: one per forward argument, in order, e.g. input_ids:1x32:int64:0-65 or src:12x1x64 "
+                        "(dtype float32 by default; LOW-HIGH the range random inputs are drawn from, high exclusive for integers: "
+                        "[0, 1) for floats and {0, 1} for integers by default)")
+    p.add_argument("--data", default=None, metavar="FILE.npz|DIR",
+                   help="a model of your own: your samples, one array per --input name stacked on a first axis, optionally target and "
+                        "split (train/val/test per sample): int8 calibrates on them, and with --metric every artifact is scored on them")
+    p.add_argument("--metric", default=None, metavar="accuracy|top5|mse|rmse|mae",
+                   help="with --data: the task metric of torch and of every artifact against the data's target; int8 is held to "
+                        "--max-drop, by default 1 point of accuracy/top5, or 5%% of torch's rmse/mae (10.25%% of its mse)")
     p.add_argument("--int8", action="store_true", help="also make calibrated int8 artifacts")
     p.add_argument("--formats", default=None, help=f"comma-separated subset of {','.join(FORMATS)} (default: all)")
     p.add_argument("--out", default=None, help="output folder (default: edgezoo-out/MODEL)")

@@ -97,6 +97,17 @@ class AccuracyAware:
 
 
 @dataclass
+class Int8Bound:
+    """What every int8 artifact of the export is held to: at most ``metric_drop`` of the task
+    metric lost against torch (in its units), or without a task metric a mean cosine of its
+    outputs to torch's of at least ``min_cosine``; and how the bound was set."""
+
+    metric_drop: float | None
+    min_cosine: float | None
+    how: str
+
+
+@dataclass
 class Artifact:
     """One file (with its companions) in one format and precision, and its check."""
 
@@ -128,6 +139,7 @@ class Artifact:
     latency_p90_ms: float | None = None
     latency_runs: int | None = None
     accuracy_aware: AccuracyAware | None = None
+    notes: list[str] = field(default_factory=list)   # what the file keeps otherwise than torch (an input's dtype, its names)
 
     @property
     def ok(self) -> bool:
@@ -198,6 +210,7 @@ class Manifest:
     log: FileEntry | None = None       # export.log, when a step failed: edgezoo's to replace next time
     source: ModelSource | None = None  # None for initial weights, which cannot be rebuilt
     pruning: Pruning | None = None     # --prune: what was removed, and what it cost
+    int8_bound: Int8Bound | None = None  # with --int8: what the int8 rows were held to
     schema_version: int = SCHEMA_VERSION
 
     def artifact(self, fmt: str, precision: str) -> Artifact | None:

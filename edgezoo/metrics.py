@@ -45,8 +45,30 @@ def accuracy(outputs: np.ndarray, targets: np.ndarray) -> float:
     return float((predicted[keep] == targets[keep]).mean())
 
 
+def top5(outputs: np.ndarray, targets: np.ndarray) -> float:
+    """The share of targets (>= 0) among the five highest scores on the last axis."""
+    scores = outputs.reshape(*targets.shape, outputs.shape[-1])
+    k = min(5, scores.shape[-1])
+    best = np.argpartition(-scores, k - 1, axis=-1)[..., :k]
+    hit = (best == targets[..., None]).any(-1)
+    keep = targets >= 0
+    return float(hit[keep].mean())
+
+
+def _errors(outputs: np.ndarray, targets: np.ndarray) -> np.ndarray:
+    return outputs.reshape(targets.shape).astype(np.float64) - targets
+
+
 def rmse(outputs: np.ndarray, targets: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((outputs.reshape(targets.shape).astype(np.float64) - targets) ** 2)))
+    return float(np.sqrt(np.mean(_errors(outputs, targets) ** 2)))
+
+
+def mse(outputs: np.ndarray, targets: np.ndarray) -> float:
+    return float(np.mean(_errors(outputs, targets) ** 2))
+
+
+def mae(outputs: np.ndarray, targets: np.ndarray) -> float:
+    return float(np.mean(np.abs(_errors(outputs, targets))))
 
 
 def ranks(values: np.ndarray) -> np.ndarray:
@@ -75,9 +97,15 @@ def bits_per_char(outputs: np.ndarray, targets: np.ndarray) -> float:
     return float(-log_probs[np.arange(len(logits)), targets.reshape(-1)].mean() / np.log(2))
 
 
+# What a user's --data can be scored with (--metric): functions of the first output and the targets.
+USER_METRICS = ("accuracy", "top5", "mse", "rmse", "mae")
+
 METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("accuracy", accuracy, scale=100, unit="points", class_scores=True),
+    Metric("top5", top5, scale=100, unit="points", class_scores=True),
     Metric("rmse", rmse, higher_is_better=False),
+    Metric("mse", mse, higher_is_better=False),
+    Metric("mae", mae, higher_is_better=False),
     Metric("spearman", spearman),
     Metric("bits_per_char", bits_per_char, higher_is_better=False, unit="bits", class_scores=True),
     # exp(E KL(p(y|x) || p(y))) under the zoo's digits CNN (edgezoo.judge): 10 when every sample is
@@ -85,3 +113,18 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric("digit_score", None),
     Metric("mean_return", None),
 )}
+
+
+# The int8 bound of a user's --metric when --max-drop is not given: (value, relative to torch's
+# own value). One point for the accuracies; for the errors, 5% of torch's own error (the square's
+# 10.25% for mse: the same 5% in rmse).
+_USER_INT8_DROP = {"accuracy": (0.01, False), "top5": (0.01, False), "rmse": (0.05, True), "mae": (0.05, True), "mse": (0.1025, True)}
+
+
+def default_int8_drop(name: str, reference: float) -> tuple[float, str]:
+    """(the bound in the metric's units, how it was set) for a user's metric without --max-drop."""
+    value, relative = _USER_INT8_DROP[name]
+    if relative:
+        return value * abs(reference), f"{value * 100:g}% of torch's {name} {reference:.4g} (default; --max-drop sets it)"
+    metric = METRICS[name]
+    return value, f"{metric.say(value)} of {name} (default; --max-drop sets it)"

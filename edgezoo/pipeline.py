@@ -49,9 +49,11 @@ from .manifest import (
     Training,
     artifact_from,
 )
+from .metrics import default_int8_drop
 from .quantize import calibration
-from .registry import INT8_SCHEMES, ModelSpec
-from .usermodel import check_forward, is_user_ref, parse_input_shape, user_spec
+from .registry import INT8_SCHEMES, InputSpec, ModelSpec
+from .usermodel import check_forward, inputs_from_shapes, is_user_ref, parse_init_args, parse_input, parse_input_shape, user_spec
+from .userdata import UserData, check_metric_fits, load_user_data
 from .weights import load_into, read_state_dict
 
 PRECISIONS = ("fp32", "int8")
@@ -115,10 +117,20 @@ def _remove_empty(folders: list[Path]) -> None:
 MAX_INPUT_BYTES = 1 << 30  # one batch of inputs; the reference, calibration and every runtime hold several
 
 
-def resolve_spec(model: str | ModelSpec, input_shapes: Sequence[tuple[int, ...]] | None) -> ModelSpec:
+def resolve_spec(model: str | ModelSpec, input_shapes: Sequence[tuple[int, ...]] | None, inputs: Sequence[InputSpec] | None = None,
+                 init_args: dict | None = None) -> ModelSpec:
+    """The model card: a zoo model's (at other input shapes), or a user's module made into one
+    from its --input declarations (or --input-shape's float shorthand) and --init-args."""
     if isinstance(model, str) and is_user_ref(model):
-        spec = user_spec(model, list(input_shapes or []))  # the shapes are its inputs
+        if inputs and input_shapes:
+            raise BadInput("give a model's inputs either as --input NAME:SHAPE[:DTYPE[:LOW-HIGH]] or as --input-shape, not both")
+        spec = user_spec(model, list(inputs or []) or inputs_from_shapes(list(input_shapes or [])), init_args)
     else:
+        if inputs:
+            raise BadInput(f"--input declares a model of your own's inputs; {model if isinstance(model, str) else model.name} takes its card's: "
+                           "change their shapes with --input-shape")
+        if init_args is not None:
+            raise BadInput(f"--init-args builds a model of your own (PATH.py:NAME); {model if isinstance(model, str) else model.name} is built by its card")
         spec = model if isinstance(model, ModelSpec) else zoo.get(model)
         if input_shapes:
             if len(input_shapes) != len(spec.inputs):
@@ -185,6 +197,10 @@ def export(
     prune: float | None = None,
     finetune_epochs: int | None = None,
     max_drop: float | None = None,
+    inputs: Sequence[str] | None = None,
+    init_args: str | dict | None = None,
+    data: str | os.PathLike | None = None,
+    metric: str | None = None,
 ) -> ExportResult:
     """What `edgezoo export` does: every chosen format in fp32 (and int8), each checked against torch.
     ``int8_scheme`` ("static" or "weights") replaces the model card's choice for every format.
@@ -192,12 +208,19 @@ def export(
     the wall costs, or for a debugger): a converter's crash then ends the export. ``prune``: the
     fraction of channels to remove first (edgezoo.prune; fine-tuned ``finetune_epochs``, cached).
     ``max_drop``: accuracy-aware static int8 in every format (edgezoo.accuracy_aware): the fewest
-    layers kept float for int8 to lose at most this much of the task metric, now its bound."""
+    layers kept float for int8 to lose at most this much of the task metric, now its bound.
+
+    A model of your own (``model`` "PATH.py:NAME"): ``inputs`` as --input texts
+    (NAME:SHAPE[:DTYPE[:LOW-HIGH]], forward's order), ``init_args`` its constructor's keyword
+    arguments (a dict, or JSON text), ``data`` an .npz or folder of .npy files (edgezoo.userdata)
+    for calibration and, with ``metric``, the task metric of torch and every artifact."""
     started = time.perf_counter()
     check_arguments(threads, calib_samples, timeout)
     chosen = parse_formats(formats)
     shapes = [parse_input_shape(s) for s in ([input_shape] if isinstance(input_shape, str) else (input_shape or []))]
-    spec = resolve_spec(model, shapes)
+    declared = [parse_input(s) for s in ([inputs] if isinstance(inputs, str) else (inputs or []))]
+    spec = resolve_spec(model, shapes, declared, init_args if isinstance(init_args, dict) else parse_init_args(init_args))
+    spec, user_data = _with_user_data(spec, data, metric, calib)
     if int8_scheme is not None:
         if int8_scheme not in INT8_SCHEMES:
             raise BadInput(f"--int8-scheme {int8_scheme!r}: not a scheme; use one of {', '.join(INT8_SCHEMES)}")
@@ -219,6 +242,8 @@ def export(
         if calib is not None:
             calib_set = calibration.from_user_files(calib, spec.inputs, limit=calib_samples)
         net, weights_source, weights_sha256, training = load_model(spec, weights, retrain=retrain)
+        if metric is not None:
+            check_metric_fits(net, user_data, spec.inputs[0].shape[0], metric)
         if prune is not None:
             from .prune import pruned_model
 
@@ -229,7 +254,7 @@ def export(
             pruning = manifest_types.Pruning(pruned.ratio, pruned.finetune_epochs, *pruned.macs, *pruned.params, *pruned.metric, len(pruned.architecture))
         data = spec.load_data(spec.inputs[0].shape) if spec.load_data is not None else None
         with progress.step(f"{spec.name}: torch reference on {'the held-out test split' if data else 'sample inputs'}"):
-            ref = reference_outputs(net, spec, data, n_samples=USER_SAMPLE_COUNT)
+            ref = reference_outputs(net, spec, data, n_samples=USER_SAMPLE_COUNT, samples=user_data.task if user_data and data is None else None)
         broken = nonfinite_reference(ref)
         if broken:
             raise BadInput(f"{weights_source}: the model's weights give {broken}: check the checkpoint (NaN or inf weights, or values that overflow)")
@@ -240,13 +265,14 @@ def export(
     except BaseException:
         _remove_empty(created)  # bad input leaves nothing behind, not even the folder
         raise
+    spec, int8_bound = _int8_bound(spec, ref, max_drop) if int8 else (spec, None)
     bar = _bar_entry(spec, data, ref.metric)
     if bar is not None and not bar.met:
         progress.warn(f"{spec.name}: the torch model's {spec.metric_name} {ref.metric:.4g} misses the card's bar ({bar.direction} {bar.value:.4g}, {bar.how}), "
                       f"with weights from {weights_source}: the artifacts are checked against a model that does not do its task")
     if calib is None:
-        if data is not None:
-            calib_set = calibration.from_task_data(data, calib_samples, batch_size=spec.inputs[0].shape[0])
+        if data is not None or user_data is not None:
+            calib_set = calibration.from_task_data(data or user_data.task, calib_samples, batch_size=spec.inputs[0].shape[0])
         elif calibrates:
             calib_set = calibration.random_inputs(spec, min(calib_samples, 64))
             progress.warn(f"{spec.name}: no --calib given, int8 calibrates on random inputs; give --calib FILE.npy|DIR for real ranges")
@@ -300,10 +326,47 @@ def export(
             log=log,
             source=_model_source(spec, None if pruning else weights, weights_source, weights_sha256),
             pruning=pruning,
+            int8_bound=int8_bound,
         )
         write_text_atomic(out_dir / outdir.MANIFEST, manifest.to_json())
         claim.finished()
     return ExportResult(out_dir, manifest)
+
+
+def _with_user_data(spec: ModelSpec, data, metric: str | None, calib) -> tuple[ModelSpec, "UserData | None"]:
+    """A user's --data (and --metric) read and checked against the model's inputs before anything
+    is written; with a metric it becomes the card's task data, as a zoo model's."""
+    if data is None:
+        if metric is not None:
+            raise BadInput(f"--metric {metric} scores the outputs against your data's targets: add --data FILE.npz (inputs by name, and target)")
+        return spec, None
+    if spec.origin is None:
+        raise BadInput(f"--data is for a model of your own (PATH.py:NAME); {spec.name} is checked on its card's data ({spec.dataset})")
+    if calib is not None:
+        raise BadInput("--data already gives int8 its calibration samples (its train split): drop --calib")
+    user_data = load_user_data(data, spec.inputs, metric)
+    if metric is None:
+        return dataclasses.replace(spec, dataset=user_data.summary + "; no --metric: parity only"), user_data
+    task = user_data.task
+    return dataclasses.replace(spec, dataset=user_data.summary, task=f"user model scored by {metric}", metric_name=metric,
+                               load_data=lambda _shape: task), user_data
+
+
+def _int8_bound(spec: ModelSpec, ref: Reference, max_drop: float | None) -> tuple[ModelSpec, manifest_types.Int8Bound]:
+    """What every int8 artifact is held to, and how that was set: --max-drop, the model card, a
+    user's metric's default (edgezoo.metrics.default_int8_drop), or without a task metric the
+    cosine of its outputs to torch's."""
+    tol = spec.tolerance
+    if ref.metric is None or ref.data is None or not ref.data.scored_by_outputs and ref.rollout is None:
+        return spec, manifest_types.Int8Bound(None, tol.int8_min_cosine, "no task metric: mean cosine of the outputs to torch's")
+    if max_drop is not None:
+        how = "--max-drop"
+    elif spec.origin is not None:
+        drop, how = default_int8_drop(spec.metric_name, ref.metric)
+        spec = dataclasses.replace(spec, tolerance=dataclasses.replace(tol, int8_metric_drop=drop))
+    else:
+        how = "the model card"
+    return spec, manifest_types.Int8Bound(spec.tolerance.int8_metric_drop, None, how)
 
 
 def _make_artifacts(chosen, precisions, spec: ModelSpec, net, ref: Reference, calib_set, out_dir: Path, threads: int,
@@ -445,6 +508,7 @@ def _make_artifact(fmt, precision, child: ConverterChild, staged: Path, fp32_pat
         runner = fmt.runner(staged, threads)
         row["precision_ran"] = ran_as(precision, runner.precision)
         row["runtime_detail"] = runner.detail
+        row["notes"] = _input_notes(runner, spec, fmt)
         measured = measure_artifact(runner, ref)
         row.update(measured.row_fields())
         # Layers --max-drop kept float were asked for: their share of 8-bit constants is reported, not bounded.
@@ -468,6 +532,20 @@ def _make_artifact(fmt, precision, child: ConverterChild, staged: Path, fp32_pat
     row["landed"] = True
     row["stage"] = "done"
     return row
+
+
+def _input_notes(runner, spec: ModelSpec, fmt) -> list[str]:
+    """What the file declares otherwise than torch's inputs: a dtype its format cannot express
+    (litert-torch stores int64 as int32), names the converter did not keep."""
+    notes = []
+    declared = runner.inputs
+    for want, (name, _shape, dtype) in zip(spec.inputs, declared):
+        if dtype != want.dtype:
+            notes.append(f"input {want.name} is {dtype} in this file ({want.dtype} in torch): {fmt.label} feeds it as {dtype}")
+    names = [d[0] for d in declared]
+    if declared and names != [i.name for i in spec.inputs]:
+        notes.append(f"input names in this file: {', '.join(names)} (torch's: {', '.join(i.name for i in spec.inputs)}), in the same order")
+    return notes
 
 
 ALL_INT8 = "int8-all"  # the runners' key of full int8, measured beside an accuracy-aware int8 file

@@ -156,10 +156,12 @@ class ModelSpec:
         out = []
         for spec in self.inputs:
             lo, hi = spec.value_range
-            if spec.dtype.startswith("int"):
+            if spec.dtype == "bool":
+                out.append(torch.randint(int(lo), int(hi), spec.shape, generator=g).bool())
+            elif spec.dtype.startswith(("int", "uint")):
                 out.append(torch.randint(int(lo), int(hi), spec.shape, generator=g, dtype=getattr(torch, spec.dtype)))
             else:
-                out.append(torch.rand(spec.shape, generator=g) * (hi - lo) + lo)
+                out.append((torch.rand(spec.shape, generator=g) * (hi - lo) + lo).to(getattr(torch, spec.dtype)))
         return tuple(out)
 
 

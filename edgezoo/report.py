@@ -74,6 +74,14 @@ def export_table(manifest: Manifest) -> Table:
         table.caption = Text(f"{table.caption}\n--max-drop {aa.max_drop:g}, decided on the {aa.selection}: torch {aa.torch_metric:.4g}, "
                              f"full int8 {', '.join(aware)}; layers stay float only where full int8 lost more. "
                              f"The {metric_name} column is the held-out test split's")
+    bound = manifest.int8_bound
+    if bound is not None:
+        held = f"at most {_delta(bound.metric_drop, ref.metric_name).lstrip('+')} of {metric_name} lost" if bound.metric_drop is not None \
+            else f"mean cosine to torch's outputs at least {bound.min_cosine:g}"
+        table.caption = Text(f"{table.caption}\nint8 held to {held} ({bound.how})")
+    notes = sorted({f"{a.format}: {note}" for a in manifest.artifacts for note in a.notes})
+    if notes:
+        table.caption = Text(f"{table.caption}\n" + "\n".join(notes))
     return table
 
 

@@ -64,9 +64,9 @@ class ModelSource:
         import torch
 
         if self.from_file:
-            from ..usermodel import load_user_class
+            from ..usermodel import load_user_builder
 
-            builder = load_user_class(self.builder)
+            builder = load_user_builder(self.builder)
         else:
             builder = by_name(self.builder)
         model = builder(**self.kwargs)

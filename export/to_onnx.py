@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..devices.runners import onnxruntime_runner
 from ..quantize.onnxruntime_int8 import int8_layers, quantize_onnx
+from ..errors import one_line
 from ..quiet import quiet_native
 from .base import ExportContext, Format
 
@@ -37,18 +38,37 @@ def _make_graph(ctx: ExportContext) -> Path:
     if path.is_file():
         return path
     partial = ctx.workdir / "graph.partial.onnx"  # a child killed mid-write leaves no graph behind
+    note = ctx.workdir / "graph.exporter.txt"
     with quiet_native():
-        program = torch.onnx.export(
-            ctx.model,
-            ctx.example_inputs,
-            dynamo=True,
-            opset_version=18,
-            external_data=False,
-            input_names=ctx.input_names,
-            output_names=ctx.output_names,
-            verbose=False,
-        )
-        program.save(str(partial), external_data=False)
+        try:
+            program = torch.onnx.export(
+                ctx.model,
+                ctx.example_inputs,
+                dynamo=True,
+                opset_version=18,
+                external_data=False,
+                input_names=ctx.input_names,
+                output_names=ctx.output_names,
+                verbose=False,
+            )
+            program.save(str(partial), external_data=False)
+            note.write_text("fp32")
+        except Exception as exc:
+            if not _untraceable(exc):
+                raise
+            # torch.export cannot follow a branch on a tensor's values (torch.nn.Transformer
+            # compares its mask with a causal one); tracing records the branch taken for these
+            # inputs, which is what these static shapes always take.
+            cause = exc
+            while cause.__cause__ is not None:  # the exporter's wrapper says "step 1/3 failed"; its cause says why
+                cause = cause.__cause__
+            reason = f"{type(cause).__name__}: {one_line(cause, 160)}"
+            try:
+                torch.onnx.export(ctx.model, ctx.example_inputs, str(partial), dynamo=False, opset_version=18,
+                                  input_names=ctx.input_names, output_names=ctx.output_names)
+            except Exception as traced:
+                raise RuntimeError(f"torch.export: {reason}; the TorchScript exporter then: {type(traced).__name__}: {one_line(traced, 200)}") from exc
+            note.write_text(f"fp32, TorchScript exporter (torch.export could not: {reason})")
     import onnx
 
     onnx.checker.check_model(str(partial), full_check=True)
@@ -56,8 +76,17 @@ def _make_graph(ctx: ExportContext) -> Path:
     return path
 
 
-def export_fp32(ctx: ExportContext, path: Path) -> None:
-    shutil.copyfile(onnx_graph(ctx), path)
+def _untraceable(exc: BaseException) -> bool:
+    """torch.export's own failure to capture the model (step 1 of the dynamo exporter), not the ONNX translation's."""
+    text = f"{type(exc).__name__} {exc}"
+    return "TorchExportError" in text or "GuardOnDataDependentSymNode" in text or "data-dependent" in text
+
+
+def export_fp32(ctx: ExportContext, path: Path) -> str:
+    graph = onnx_graph(ctx)
+    shutil.copyfile(graph, path)
+    note = graph.with_name("graph.exporter.txt")
+    return note.read_text() if note.is_file() else "fp32"
 
 
 def int8_fraction(path: Path) -> float:

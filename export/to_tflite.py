@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..devices.runners import litert_runner
 from ..quantize.litert_int8 import int8_layers, quantize_tflite
+from ..errors import one_line
 from ..quiet import quiet_native
 from .base import ExportContext, Format
 
@@ -14,8 +15,30 @@ def export_fp32(ctx: ExportContext, path: Path) -> None:
     with quiet_native():
         import litert_torch
 
-        edge_model = litert_torch.convert(ctx.model.eval(), ctx.example_inputs)
+        # The signature names inputs after forward's arguments when given them by keyword, else
+        # args_0, args_1, ...: by keyword when the export's input names are forward's own.
+        try:
+            if ctx.input_names == _forward_arguments(ctx.model)[: len(ctx.input_names)]:
+                edge_model = litert_torch.convert(ctx.model.eval(), sample_args=(), sample_kwargs=dict(zip(ctx.input_names, ctx.example_inputs)))
+            else:
+                edge_model = litert_torch.convert(ctx.model.eval(), ctx.example_inputs)
+        except Exception as exc:
+            if "GuardOnDataDependentSymNode" not in type(exc).__name__:
+                raise
+            raise RuntimeError("forward branches on a tensor's values, which torch.export (litert-torch's front end) cannot follow: "
+                               "compute the condition from shapes or constants (torch.nn.Transformer compares a given mask with a "
+                               f"causal one unless told tgt_is_causal=True); {type(exc).__name__}: {one_line(exc, 90)}") from exc
         edge_model.export(str(path))
+
+
+def _forward_arguments(model) -> list[str]:
+    import inspect
+
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return []
+    return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
 
 
 def int8_fraction(path: Path) -> float:

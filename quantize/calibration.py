@@ -27,11 +27,12 @@ def from_task_data(data, n: int, batch_size: int, split: str = "train") -> Calib
     """About ``n`` samples of a split (at least one batch), as input tuples at the model's (fixed)
     batch size: a generator exported at batch 100 calibrates on one or two batches, not 64."""
     samples = []
-    for inputs, _ in data.batches(split, batch_size=batch_size, min_batch=batch_size):
+    per_call = data.per_call(batch_size)
+    for inputs, _ in data.batches(split, batch_size=per_call, min_batch=per_call):
         samples.append(tuple(t.numpy() for t in inputs))
-        if len(samples) * batch_size >= n:
+        if len(samples) * per_call >= n:
             break
-    return CalibrationSet(samples, f"{data.name} {split} split, {len(samples) * batch_size} samples")
+    return CalibrationSet(samples, f"{data.name} {split} split, {len(samples) * per_call} samples")
 
 
 def random_inputs(spec, n: int, seed: int = 1000) -> CalibrationSet:
@@ -56,9 +57,9 @@ def from_user_files(path: str | Path, input_specs, limit: int = 256) -> Calibrat
             warn(f"--calib {str(path)!r}: skipped what is not a regular file: {', '.join(skipped)}")
         if not files:
             raise BadInput(f"--calib {str(path)!r} holds no regular .npy files: put one sample per .npy file in it")
-        arrays = [_load_npy(f) for f in files[:limit]]
+        arrays = [load_npy(f) for f in files[:limit]]
     elif path.is_file():
-        stacked = _load_npy(path)
+        stacked = load_npy(path)
         if stacked.shape == shape:
             arrays = [stacked]
         elif stacked.ndim == len(shape) + 1 and stacked.shape[1:] == shape:
@@ -80,19 +81,19 @@ def from_user_files(path: str | Path, input_specs, limit: int = 256) -> Calibrat
     return CalibrationSet(samples, f"user file {path.name}, {len(samples)} samples")
 
 
-def _load_npy(path: Path) -> np.ndarray:
-    """A plain numeric .npy, its header checked against the file's size before anything is
-    allocated (a header may declare terabytes in a file of a few bytes)."""
+def load_npy(path: Path, what: str | None = None, kinds: str = "biuf") -> np.ndarray:
+    """A plain .npy of numbers (dtype kinds ``kinds``), its header checked against the file's size
+    before anything is allocated (a header may declare terabytes in a file of a few bytes)."""
     from numpy.lib import format as npy_format
 
-    what = f"--calib file {str(path)!r}"
+    what = what or f"--calib file {str(path)!r}"
     try:
         with open(path, "rb") as f:
             version = npy_format.read_magic(f)
             read_header = npy_format.read_array_header_1_0 if version == (1, 0) else npy_format.read_array_header_2_0
             shape, fortran, dtype = read_header(f, max_header_size=10_000)
             data_bytes = path.stat().st_size - f.tell()
-            if dtype.hasobject or dtype.kind not in "biuf":
+            if dtype.hasobject or dtype.kind not in kinds:
                 raise BadInput(f"{what} holds {dtype} values, not numbers: save a numeric array (float32) with np.save")
             count = int(np.prod(shape, dtype=object))
             if count == 0:

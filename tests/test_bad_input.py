@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -45,7 +46,7 @@ def test_model_file_missing(cli, tmp_path):
 
 def test_model_class_missing(cli, user_models, tmp_path):
     out = tmp_path / "out"
-    line = _assert_one_line_error(cli("export", "--model", f"{user_models}:Missing", "--input-shape", "1,3,8,8", "--out", out), "does not define class 'Missing'")
+    line = _assert_one_line_error(cli("export", "--model", f"{user_models}:Missing", "--input-shape", "1,3,8,8", "--out", out), "does not define 'Missing'")
     assert "TinyNet" in line  # names what the file does define
     assert not out.exists()
 
@@ -58,7 +59,8 @@ def test_forward_raises_quotes_the_exception(cli, user_models, tmp_path):
 
 def test_constructor_needs_arguments(cli, user_models, tmp_path):
     out = tmp_path / "out"
-    _assert_one_line_error(cli("export", "--model", f"{user_models}:NeedsArgs", "--input-shape", "1,7", "--out", out), "NeedsArgs()", "no arguments")
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:NeedsArgs", "--input-shape", "1,7", "--out", out),
+                           "NeedsArgs(width)", "no --init-args", "'width'")
     _nothing_written(out)
 
 
@@ -324,4 +326,124 @@ def test_max_drop_without_task_data_is_refused(cli, user_models, tmp_path):
     out = tmp_path / "out"
     _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--max-drop", "0.5", "--out", out),
                            "--max-drop", "no task data")
+    _nothing_written(out)
+
+
+# A model of your own, as general as the zoo's: each bad argument, data file or forward is one line.
+
+@pytest.fixture
+def seed_models(tmp_path):
+    from pathlib import Path
+
+    path = tmp_path / "seed_models.py"
+    path.write_text((Path(__file__).parent / "fixtures" / "seed_models.py").read_text())
+    return path
+
+
+ENCODER_ARGS = '{"d_model": 16, "nhead": 2, "num_layers": 1}'
+
+
+@pytest.mark.parametrize("init_args, needles", [
+    ("{d_model: 16}", ["--init-args", "is not JSON", "give an object"]),
+    ("[16, 2, 1]", ["--init-args", "JSON list, not an object"]),
+    ('{"d_model": 16, "nhead": 2}', ["TransformerEncoder(d_model, nhead, num_layers, num_classes=4)", "missing a required argument: 'num_layers'"]),
+    ('{"d_model": 16, "nhead": 2, "num_layers": 1, "depth": 3}', ["unexpected keyword argument 'depth'"]),
+    ('{"d_model": 16, "nhead": 3, "num_layers": 1}', ["TransformerEncoder(d_model=16, nhead=3, num_layers=1) raised AssertionError", "check --init-args"]),
+])
+def test_constructor_arguments_that_do_not_fit(cli, seed_models, tmp_path, init_args, needles):
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{seed_models}:TransformerEncoder", "--init-args", init_args, "--input", "x:1x8x16", "--out", out), *needles)
+    _nothing_written(out)
+
+
+@pytest.mark.parametrize("spec, needles", [
+    ("x", ["--input 'x' does not parse", "NAME:SHAPE[:DTYPE[:LOW-HIGH]]"]),
+    ("x:1x8x16:float32:0-1:extra", ["does not parse"]),
+    ("x:1xAx16", ["the shape '1xAx16'", "positive integers joined by x"]),
+    ("x:1x8x16:float", ["dtype 'float' is not one of", "float32"]),
+    ("x:1x8x16:float32:1-0", ["range '1-0' is empty"]),
+    ("x:1x8x16:int64:0-2.5", ["must be whole numbers"]),
+    ("x:1x8x16:uint8:0-300", ["does not fit uint8"]),
+    ("2x:1x8x16", ["the name '2x' must start with a letter"]),
+])
+def test_input_declarations_that_do_not_parse(cli, seed_models, tmp_path, spec, needles):
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{seed_models}:TransformerEncoder", "--init-args", ENCODER_ARGS, "--input", spec, "--out", out), *needles)
+    _nothing_written(out)
+
+
+def test_inputs_that_do_not_fit_forward(cli, seed_models, tmp_path):
+    out = tmp_path / "out"
+    line = _assert_one_line_error(cli("export", "--model", f"{seed_models}:Transformer", "--input", "src:12x1x64", "--out", out),
+                                  "forward(src, tgt) takes 2 tensor(s), 1 given by --input (src)", "in forward's order")
+    _nothing_written(out)
+    _assert_one_line_error(cli("export", "--model", f"{seed_models}:Transformer", "--input", "src:12x1x64", "--input", "src:8x1x64", "--out", out),
+                           "--input names src more than once")
+    _assert_one_line_error(cli("export", "--model", f"{seed_models}:Transformer", "--input", "src:12x1x64", "--input-shape", "8,1,64", "--out", out),
+                           "either as --input", "not both")
+    _assert_one_line_error(cli("export", "--model", "mlp", "--input", "x:1x64", "--out", out), "--input declares a model of your own's inputs", "--input-shape")
+    _assert_one_line_error(cli("export", "--model", "mlp", "--init-args", "{}", "--out", out), "--init-args builds a model of your own")
+    _nothing_written(out)
+    assert "Traceback" not in line
+
+
+@pytest.mark.parametrize("model, needles", [
+    ("TakesDict", ["forward's argument 'batch' is annotated dict, not a tensor", "wrap the model in an nn.Module"]),
+    ("TakesGraph", ["forward raised on example inputs", "AttributeError", "forward seems to want something other than tensors", "wrap"]),
+])
+def test_forward_that_takes_what_no_file_carries(cli, seed_models, tmp_path, model, needles):
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{seed_models}:{model}", "--input", "x:1x4", "--out", out), *needles)
+    _nothing_written(out)
+
+
+@pytest.mark.parametrize("case, needles", [
+    ("missing", ["has no array named 'input'", "holds image"]),
+    ("extra", ["holds 'labels', which is no --input"]),
+    ("shape", ["array 'input' has shape [10, 3, 8, 8]", "[N, 3, 16, 16]"]),
+    ("dtype", ["array 'input' holds int64 values; --input input is float32"]),
+    ("nan", ["array 'input' holds NaN or inf"]),
+    ("count", ["'target' holds 9 samples, the inputs 10"]),
+    ("float-target", ["'target' holds float32 values; --metric accuracy needs integer class indices"]),
+    ("split", ["'split' holds 'holdout'", "train, val or test"]),
+    ("no-target", ["has no 'target' array", "--metric accuracy"]),
+    ("misfit", ["--metric accuracy does not fit the model's outputs", "first output [1, 10] against target [1, 2]"]),
+    ("pickle", ["cannot be read without unpickling"]),
+])
+def test_data_files_that_do_not_match_the_inputs(cli, user_models, tmp_path, case, needles):
+    rng = np.random.default_rng(0)
+    good = {"input": rng.random((10, 3, 16, 16), dtype=np.float32), "target": rng.integers(0, 10, 10)}
+    arrays = {
+        "missing": {"image": good["input"], "target": good["target"]},
+        "extra": {**good, "labels": good["target"]},
+        "shape": {**good, "input": rng.random((10, 3, 8, 8), dtype=np.float32)},
+        "dtype": {**good, "input": rng.integers(0, 255, (10, 3, 16, 16))},
+        "nan": {**good, "input": np.full((10, 3, 16, 16), np.nan, np.float32)},
+        "count": {**good, "target": good["target"][:9]},
+        "float-target": {**good, "target": good["target"].astype(np.float32)},
+        "split": {**good, "split": np.array(["train"] * 5 + ["holdout"] * 5)},
+        "no-target": {"input": good["input"]},
+        "misfit": {**good, "target": rng.integers(0, 10, (10, 2))},
+        "pickle": {**good, "split": np.array([{"x": 1}] * 10, dtype=object)},
+    }[case]
+    path = tmp_path / "data.npz"
+    np.savez(path, **arrays)
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input", "input:1x3x16x16", "--data", path, "--metric", "accuracy",
+                               "--int8", "--out", out), f"--data {str(path)!r}" if case != "misfit" else "--metric", *needles)
+    _nothing_written(out)
+
+
+def test_metric_and_data_flags_that_do_not_go_together(cli, user_models, tmp_path):
+    out = tmp_path / "out"
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input", "input:1x3x16x16", "--metric", "accuracy", "--out", out),
+                           "--metric accuracy", "add --data")
+    np.savez(tmp_path / "d.npz", input=np.zeros((4, 3, 16, 16), np.float32), target=np.zeros(4, np.int64))
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input", "input:1x3x16x16", "--data", tmp_path / "d.npz",
+                               "--metric", "f1", "--out", out), "--metric 'f1'", "accuracy, top5, mse, rmse, mae")
+    _assert_one_line_error(cli("export", "--model", "mlp", "--data", tmp_path / "d.npz", "--out", out), "--data is for a model of your own")
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input", "input:1x3x16x16", "--data", tmp_path / "d.npz",
+                               "--calib", tmp_path / "d.npz", "--out", out), "drop --calib")
+    _assert_one_line_error(cli("export", "--model", f"{user_models}:TinyNet", "--input", "input:1x3x16x16", "--data", tmp_path / "missing.npz",
+                               "--out", out), "does not exist")
     _nothing_written(out)

@@ -81,6 +81,19 @@ class TaskData:
     # (outputs, targets) -> value, for a metric a model of the task judges (generated digits
     # scored by the zoo's cnn): the metric table names the metric, the task brings the judge.
     score: Callable[[np.ndarray, np.ndarray], float] | None = None
+    # None: a split's samples are rows of the model's batch axis (the first input's first
+    # dimension), the last batch padded. k: each call takes k whole samples (a user's data stacked
+    # as whole inputs), and the outputs are kept as they come, concatenated on their first axis.
+    samples_per_call: int | None = None
+
+    def per_call(self, model_batch: int) -> int:
+        """Samples per model call."""
+        return self.samples_per_call or model_batch
+
+    def rows_kept(self, n: int) -> int | None:
+        """How many rows of a split's concatenated outputs are its samples' (the rest pad the last
+        batch); None: all of them."""
+        return None if self.samples_per_call else n
 
     def size(self, split: str) -> int:
         return len(self.targets[split])
