@@ -88,7 +88,7 @@ def _paths_or_model(args, what: str) -> list[str]:
     """PATH arguments, plus --model's export folder (exported first when needed)."""
     paths = list(args.paths)
     if args.model:
-        paths.append(_exported(args.model, args.input_shape, args.timeout))
+        paths.append(_exported(args.model, args.input_shape, args.timeout, args.input, args.init_args))
         args.input_shape = None  # they were the model's; its export's manifest now says them
     if not paths:
         raise BadInput(f"pass {what}, or --model NAME (exported first when needed)")
@@ -102,7 +102,7 @@ def _int_list(text: str, flag: str) -> list[int]:
         raise BadInput(f"{flag} {text!r}: pass whole numbers separated by commas, e.g. 1,2") from None
 
 
-def _exported(model: str, input_shapes: list[str] | None, timeout: float) -> str:
+def _exported(model: str, input_shapes: list[str] | None, timeout: float, inputs: list[str] | None = None, init_args: str | None = None) -> str:
     """The model's export folder (edgezoo-out/NAME), exported with int8 first unless a complete
     export of it, at these input shapes, is already there."""
     from . import progress
@@ -110,19 +110,23 @@ def _exported(model: str, input_shapes: list[str] | None, timeout: float) -> str
     from .pipeline import default_out, export, resolve_spec
     from .usermodel import parse_input_shape
 
-    spec = resolve_spec(model, [parse_input_shape(s) for s in input_shapes or []] or None)
+    from .usermodel import parse_init_args, parse_input
+
+    spec = resolve_spec(model, [parse_input_shape(s) for s in input_shapes or []] or None, [parse_input(s) for s in inputs or []],
+                        parse_init_args(init_args))
     out = default_out(spec)
     manifest = out / "manifest.json"
     if manifest.is_file():
         try:
             m = read_manifest(manifest)
-            if m.model == spec.name and [i.shape for i in m.inputs] == [list(i.shape) for i in spec.inputs] \
+            if m.model == spec.name and [(i.name, i.shape, i.dtype) for i in m.inputs] == [(i.name, list(i.shape), i.dtype) for i in spec.inputs] \
+                    and m.description == spec.description \
                     and any(a.precision == "int8" for a in m.artifacts):
                 progress.info(f"benchmarking the export already in {out} (edgezoo export --out {out} makes it again)")
                 return str(out)
         except BadInput:
             pass
-    export(model, int8=True, out=out, input_shape=input_shapes, timeout=timeout)
+    export(model, int8=True, out=out, input_shape=input_shapes, timeout=timeout, inputs=inputs, init_args=init_args)
     return str(out)
 
 
@@ -259,7 +263,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure every artifact in every runtime that can run it: latency percentiles, load time, memory, threads")
     p.add_argument("paths", nargs="*", metavar="PATH", help="export folders, or .onnx/.tflite/.xml files made anywhere")
-    p.add_argument("--model", default=None, help="a zoo model (or PATH.py:Class): its export folder, exported first when needed")
+    p.add_argument("--model", default=None, help="a zoo model (or PATH.py:NAME): its export folder, exported first when needed")
+    p.add_argument("--input", action="append", default=None, metavar="NAME:SHAPE[:DTYPE[:LOW-HIGH]]", help="with --model PATH.py:NAME: its inputs, as for export")
+    p.add_argument("--init-args", default=None, metavar="JSON", help="with --model PATH.py:NAME: its keyword arguments, as for export")
     p.add_argument("--threads", default=None, help="comma-separated thread counts, each measured (default: 1 and the cores, at most 4)")
     p.add_argument("--device", default="cpu", help="comma-separated: cpu, cuda (ONNX Runtime's CUDA provider), openvino:GPU (measured here); "
                    "or a device profile (rpi4, pixel3a: estimated from devices/profiles/) (default cpu)")
@@ -274,7 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("verify", help="run every .onnx and .tflite file in the aarch64 builds of its runtime under QEMU, held to this host's outputs")
     p.add_argument("paths", nargs="*", metavar="PATH", help="export folders, or .onnx/.tflite files made anywhere")
-    p.add_argument("--model", default=None, help="a zoo model (or PATH.py:Class): its export folder, exported first when needed")
+    p.add_argument("--model", default=None, help="a zoo model (or PATH.py:NAME): its export folder, exported first when needed")
+    p.add_argument("--input", action="append", default=None, metavar="NAME:SHAPE[:DTYPE[:LOW-HIGH]]", help="with --model PATH.py:NAME: its inputs, as for export")
+    p.add_argument("--init-args", default=None, metavar="JSON", help="with --model PATH.py:NAME: its keyword arguments, as for export")
     p.add_argument("--arch", default="arm64", help="the architecture to emulate (arm64)")
     p.add_argument("--cpu", default="cortex-a72,cortex-a76", help="comma-separated cores: cortex-a53, cortex-a72 (Raspberry Pi 4), cortex-a76 (Pi 5, phones)")
     p.add_argument("--samples", type=int, default=3, help="seeded input sets per file (default 3)")
