@@ -175,7 +175,8 @@ def judge_artifact(m: Measurement, ref: Reference, precision: str, spec: ModelSp
     elif precision == "int8" and measure is None and not m.cosine >= tol.int8_min_cosine:
         return Failure(FailureKind.INT8_COSINE, f"int8 outputs drift from torch: mean cosine {m.cosine:.4f} < {tol.int8_min_cosine}")
     if precision == "int8" and int8_fraction is not None and int8_fraction < tol.int8_min_fraction:
-        return Failure(FailureKind.INT8_FRACTION, f"only {int8_fraction:.0%} of the int8 artifact's constants are 8-bit (bound {tol.int8_min_fraction:.0%}): the quantizer left it mostly float")
+        return Failure(FailureKind.INT8_FRACTION, f"only {int8_fraction:.0%} of the int8 artifact's constants are 8-bit (bound {tol.int8_min_fraction:.0%}): the quantizer left it mostly float; "
+                                                           "--int8-scheme weights quantizes embedding tables and recurrent weights")
     bar = spec.bar(data) if tol.artifacts_clear_bar else None
     if bar is not None and m.metric is not None and not measure.clears(m.metric, bar[0]):
         return Failure(FailureKind.BAR, f"{measure.name} {m.metric:.4f} misses the bar {bar[0]:.4g} ({bar[1]}), which every artifact must clear")

@@ -274,4 +274,5 @@ def check_forward(model: nn.Module, spec: ModelSpec, source: str) -> None:
         raise BadInput(f"{source}: forward raised on example inputs ({shapes}): {type(exc).__name__}: {one_line(exc)}; {hint}") from None
     outs = output_tuple(out)
     if not outs or not all(isinstance(o, torch.Tensor) for o in outs):
-        raise BadInput(f"{source}: forward must return a tensor or a tuple of tensors, got {type(out).__name__}: {_WRAP}")
+        raise BadInput(f"{source}: forward must return a tensor or a tuple of tensors, got {type(out).__name__}: exported files return "
+                       "tensors only; wrap the model in an nn.Module whose forward returns them (a dict's values as a tuple, in a fixed order)")
