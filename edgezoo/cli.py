@@ -14,11 +14,11 @@ def _cmd_export(args) -> int:
     from .report import export_table
     from rich.console import Console
 
-    result = export(args.model, int8=args.int8 or args.int8_scheme is not None or args.max_drop is not None, formats=args.formats, out=args.out, weights=args.weights,
+    result = export(args.model, int8=args.int8 or args.int8_scheme is not None or args.max_drop is not None or args.qat, formats=args.formats, out=args.out, weights=args.weights,
                     input_shape=args.input_shape, calib=args.calib, calib_samples=args.calib_samples,
                     threads=args.threads, retrain=args.retrain, int8_scheme=args.int8_scheme, timeout=args.timeout,
                     prune=args.prune, finetune_epochs=args.finetune_epochs, max_drop=args.max_drop,
-                    inputs=args.input, init_args=args.init_args, data=args.data, metric=args.metric)
+                    inputs=args.input, init_args=args.init_args, data=args.data, metric=args.metric, qat=args.qat, qat_epochs=args.epochs)
     Console(width=max(160, Console().width)).print(export_table(result.manifest))
     failed = [a for a in result.manifest.artifacts if not a.ok]
     print(f"manifest: {result.manifest_path}")
@@ -250,6 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-drop", type=float, default=None, metavar="X",
                    help="accuracy-aware static int8: keep the fewest layers in float (ranked by how much of the metric each recovers, on "
                         "the validation split) so that int8 loses at most X of the task metric, in its own units. Implies --int8")
+    p.add_argument("--qat", action="store_true",
+                   help="quantization-aware fine-tuning: the trained model distilled into itself under simulated int8; its fake-quantized "
+                        "graph is the ONNX and OpenVINO int8 files (cached). Implies --int8")
+    p.add_argument("--epochs", type=int, default=None, help="with --qat: fine-tuning epochs (default: a tenth of the card's, at least 5)")
     p.add_argument("--calib", default=None, help="int8 calibration samples: FILE.npy (N stacked) or DIR of .npy files")
     p.add_argument("--calib-samples", type=int, default=128, help="calibration samples to use (default 128)")
     p.add_argument("--threads", type=int, default=2, help="threads for every runtime when checking and timing (default 2)")

@@ -97,6 +97,18 @@ class AccuracyAware:
 
 
 @dataclass
+class Qat:
+    """--qat: the int8 files are the fake-quantized graph of the model fine-tuned under simulated
+    int8 (edgezoo.qat), distilled from the trained model, which the fp32 rows and the reference are."""
+
+    epochs: int
+    lr: float
+    metric_before: float        # the trained model's, held-out test split (torch)
+    int8_simulated: float       # the fine-tuned model's with its fake-quant on (torch), same split
+    weights: str                # the fine-tuned state_dict (its fake-quant's parameters and input ranges)
+
+
+@dataclass
 class Int8Bound:
     """What every int8 artifact of the export is held to: at most ``metric_drop`` of the task
     metric lost against torch (in its units), or without a task metric a mean cosine of its
@@ -211,6 +223,7 @@ class Manifest:
     source: ModelSource | None = None  # None for initial weights, which cannot be rebuilt
     pruning: Pruning | None = None     # --prune: what was removed, and what it cost
     int8_bound: Int8Bound | None = None  # with --int8: what the int8 rows were held to
+    qat: Qat | None = None             # --qat: the quantization-aware fine-tuning the int8 files come from
     schema_version: int = SCHEMA_VERSION
 
     def artifact(self, fmt: str, precision: str) -> Artifact | None:

@@ -201,6 +201,8 @@ def export(
     init_args: str | dict | None = None,
     data: str | os.PathLike | None = None,
     metric: str | None = None,
+    qat: bool = False,
+    qat_epochs: int | None = None,
 ) -> ExportResult:
     """What `edgezoo export` does: every chosen format in fp32 (and int8), each checked against torch.
     ``int8_scheme`` ("static" or "weights") replaces the model card's choice for every format.
@@ -213,7 +215,11 @@ def export(
     A model of your own (``model`` "PATH.py:NAME"): ``inputs`` as --input texts
     (NAME:SHAPE[:DTYPE[:LOW-HIGH]], forward's order), ``init_args`` its constructor's keyword
     arguments (a dict, or JSON text), ``data`` an .npz or folder of .npy files (edgezoo.userdata)
-    for calibration and, with ``metric``, the task metric of torch and every artifact."""
+    for calibration and, with ``metric``, the task metric of torch and every artifact.
+
+    ``qat``: quantization-aware fine-tuning (edgezoo.qat, ``qat_epochs``, cached), whose
+    fake-quantized graph is the int8 files (ONNX and OpenVINO); the fp32 files and the torch
+    reference stay the trained model, so each int8 row says what QAT kept of its metric."""
     started = time.perf_counter()
     check_arguments(threads, calib_samples, timeout)
     chosen = parse_formats(formats)
@@ -225,6 +231,17 @@ def export(
         if int8_scheme not in INT8_SCHEMES:
             raise BadInput(f"--int8-scheme {int8_scheme!r}: not a scheme; use one of {', '.join(INT8_SCHEMES)}")
         spec = dataclasses.replace(spec, int8_scheme=int8_scheme, int8_scheme_by_format={})
+    if qat_epochs is not None and not qat:
+        raise BadInput(f"--epochs {qat_epochs} sets quantization-aware fine-tuning's epochs: add --qat")
+    if qat:
+        for flag, given in (("--prune", prune is not None), ("--max-drop", max_drop is not None), ("--int8-scheme", int8_scheme is not None),
+                            ("--calib", calib is not None)):
+            if given:
+                raise BadInput(f"--qat with {flag}: QAT's int8 is its own fine-tuned graph (its ranges learned, nothing calibrated); export with one or the other")
+        if qat_epochs is not None and qat_epochs < 1:
+            raise BadInput(f"--epochs {qat_epochs}: quantization-aware fine-tuning needs at least 1 epoch")
+        int8 = True
+        spec = dataclasses.replace(spec, int8_scheme="qat", int8_scheme_by_format={})
     check_max_drop(max_drop, int8)
     if max_drop is not None:
         if int8_scheme == "weights":
@@ -253,6 +270,13 @@ def export(
             check_forward(net, spec, f"{spec.name} pruned")
             pruning = manifest_types.Pruning(pruned.ratio, pruned.finetune_epochs, *pruned.macs, *pruned.params, *pruned.metric, len(pruned.architecture))
         data = spec.load_data(spec.inputs[0].shape) if spec.load_data is not None else None
+        tuned = qat_entry = None
+        if qat:
+            from .qat import check_qat, qat_model
+
+            check_qat(spec, data, qat_epochs, weights_sha256)
+            tuned = qat_model(spec, net, data, weights_sha256, qat_epochs)
+            qat_entry = manifest_types.Qat(tuned.epochs, tuned.lr, tuned.metric_before, tuned.int8_simulated, str(tuned.weights))
         with progress.step(f"{spec.name}: torch reference on {'the held-out test split' if data else 'sample inputs'}"):
             ref = reference_outputs(net, spec, data, n_samples=USER_SAMPLE_COUNT, samples=user_data.task if user_data and data is None else None)
         broken = nonfinite_reference(ref)
@@ -282,7 +306,8 @@ def export(
     precisions = PRECISIONS if int8 else PRECISIONS[:1]
     planned = [f.name for fmt in chosen for p in precisions for f in fmt.files(Path(fmt.file_name(spec.name, p)))]
     with outdir.claimed(out_dir, planned) as claim:
-        rows, log_lines, runners = _make_artifacts(chosen, precisions, spec, net, ref, calib_set, out_dir, threads, timeout, isolate, sel)
+        rows, log_lines, runners = _make_artifacts(chosen, precisions, spec, net, ref, calib_set, out_dir, threads, timeout, isolate, sel,
+                                                   tuned.model if tuned is not None else None)
         latencies = _latencies(net, runners, ref, threads)
         rows = [dataclasses.replace(a, **latencies.get((a.format, a.precision), {})) for a in rows]
         for a in rows:
@@ -327,6 +352,7 @@ def export(
             source=_model_source(spec, None if pruning else weights, weights_source, weights_sha256),
             pruning=pruning,
             int8_bound=int8_bound,
+            qat=qat_entry,
         )
         write_text_atomic(out_dir / outdir.MANIFEST, manifest.to_json())
         claim.finished()
@@ -370,7 +396,7 @@ def _int8_bound(spec: ModelSpec, ref: Reference, max_drop: float | None) -> tupl
 
 
 def _make_artifacts(chosen, precisions, spec: ModelSpec, net, ref: Reference, calib_set, out_dir: Path, threads: int,
-                    timeout_s: float, isolate: bool, sel: Selection | None = None) -> tuple[list[Artifact], list[str], dict]:
+                    timeout_s: float, isolate: bool, sel: Selection | None = None, qat_net=None) -> tuple[list[Artifact], list[str], dict]:
     """Every chosen format and precision, converted in a child process per format, made in a
     staging folder and moved into ``out_dir`` once complete: (the rows, the log's lines for what
     failed, each landed file's runner in this process).
@@ -384,7 +410,7 @@ def _make_artifacts(chosen, precisions, spec: ModelSpec, net, ref: Reference, ca
     stop = threading.Event()
     try:
         job = write_job(net, *_builder_name(spec), ref.inputs[0], [i.name for i in spec.inputs],
-                        [f"output{i}" if ref.n_outputs > 1 else "output" for i in range(ref.n_outputs)], calib_set, staging, threads)
+                        [f"output{i}" if ref.n_outputs > 1 else "output" for i in range(ref.n_outputs)], calib_set, staging, threads, qat_net)
         steps = {fmt.name: child_for(fmt.name, job, timeout_s) if isolate else InProcess(job) for fmt in chosen}
         for child in steps.values():
             child.start()  # all at once: their imports overlap

@@ -75,6 +75,9 @@ class TrainRecipe:
 
 
 INT8_SCHEMES = ("static", "weights")
+# "qat": the fake-quantized graph of a quantization-aware fine-tuned model (export --qat), not a
+# card's choice nor an --int8-scheme.
+ALL_INT8_SCHEMES = (*INT8_SCHEMES, "qat")
 
 
 @dataclass(frozen=True)
@@ -113,7 +116,7 @@ class ModelSpec:
 
     def __post_init__(self):
         for scheme in (self.int8_scheme, *self.int8_scheme_by_format.values()):
-            if scheme not in INT8_SCHEMES:
+            if scheme not in ALL_INT8_SCHEMES:
                 raise ValueError(f"model card {self.name!r}: int8 scheme {scheme!r} is not one of {', '.join(INT8_SCHEMES)}")
 
     def bar(self, data) -> tuple[float, str] | None:

@@ -74,6 +74,10 @@ def export_table(manifest: Manifest) -> Table:
         table.caption = Text(f"{table.caption}\n--max-drop {aa.max_drop:g}, decided on the {aa.selection}: torch {aa.torch_metric:.4g}, "
                              f"full int8 {', '.join(aware)}; layers stay float only where full int8 lost more. "
                              f"The {metric_name} column is the held-out test split's")
+    if manifest.qat is not None:
+        q = manifest.qat
+        table.caption = Text(f"{table.caption}\n--qat: int8 rows are the model fine-tuned {q.epochs} epochs under simulated int8 (distilled from "
+                             f"the trained model, the torch row): {metric_name} {q.int8_simulated:.4g} simulated in torch")
     bound = manifest.int8_bound
     if bound is not None:
         held = f"at most {_delta(bound.metric_drop, ref.metric_name).lstrip('+')} of {metric_name} lost" if bound.metric_drop is not None \

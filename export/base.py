@@ -28,6 +28,7 @@ class ExportContext:
     calibration: CalibrationSet
     workdir: Path
     threads: int = 2
+    qat_model: torch.nn.Module | None = None   # export --qat: the fake-quantized model (edgezoo.qat)
     _cache: dict = field(default_factory=dict)
 
     def once(self, key: str, make: Callable[[], object]):

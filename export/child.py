@@ -59,6 +59,7 @@ class ModelSource:
     weights: str
     from_file: bool = False
     architecture: dict | None = None   # a pruned model's (edgezoo.architecture)
+    qat: bool = False                  # fake-quantized (edgezoo.qat.prepare) before its weights load
 
     def build(self):
         import torch
@@ -74,6 +75,10 @@ class ModelSource:
             from ..architecture import apply_architecture
 
             apply_architecture(model, self.architecture, self.builder)
+        if self.qat:
+            from ..qat import prepare
+
+            prepare(model)
         model.load_state_dict(torch.load(self.weights, map_location="cpu", weights_only=True), strict=True)
         return model.eval()
 
@@ -90,10 +95,11 @@ class ChildJob:
     calibration_source: str
     workdir: str
     threads: int
+    qat_model: ModelSource | None = None   # export --qat: the fake-quantized model the int8 files are made from
 
 
 def write_job(model, source_builder: str, kwargs: dict, from_file: bool, architecture: dict | None, example_inputs: Sequence[np.ndarray],
-              input_names, output_names, calibration, workdir: Path, threads: int) -> ChildJob:
+              input_names, output_names, calibration, workdir: Path, threads: int, qat_model=None) -> ChildJob:
     """Writes the model's weights, its example inputs and the calibration samples into ``workdir``."""
     import torch
 
@@ -104,8 +110,14 @@ def write_job(model, source_builder: str, kwargs: dict, from_file: bool, archite
     np.savez(inputs, *[np.asarray(x) for x in example_inputs])
     samples = workdir / "child-calibration.npz"
     np.savez(samples, **{f"s{i}_{k}": np.asarray(x) for i, sample in enumerate(calibration.samples) for k, x in enumerate(sample)})
+    qat = None
+    if qat_model is not None:
+        qat_weights = workdir / "child-qat-model.pt"
+        with open(qat_weights, "wb") as f:
+            torch.save({k: v.detach().cpu() for k, v in qat_model.state_dict().items()}, f)
+        qat = ModelSource(source_builder, dict(kwargs), str(qat_weights), from_file, architecture, qat=True)
     return ChildJob(ModelSource(source_builder, dict(kwargs), str(weights), from_file, architecture), str(inputs), list(input_names), list(output_names),
-                    str(samples), calibration.source, str(workdir), threads)
+                    str(samples), calibration.source, str(workdir), threads, qat)
 
 
 def _context(job: ChildJob):
@@ -120,7 +132,8 @@ def _context(job: ChildJob):
         count = len({key.split("_")[0] for key in f.files})
         samples = [tuple(f[f"s{i}_{k}"] for k in range(len(inputs))) for i in range(count)]
     return ExportContext(model=job.model.build(), example_inputs=inputs, input_names=job.input_names, output_names=job.output_names,
-                         calibration=CalibrationSet(samples, job.calibration_source), workdir=Path(job.workdir), threads=job.threads)
+                         calibration=CalibrationSet(samples, job.calibration_source), workdir=Path(job.workdir), threads=job.threads,
+                         qat_model=job.qat_model.build() if job.qat_model is not None else None)
 
 
 def _serve(fd: int) -> None:

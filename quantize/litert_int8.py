@@ -35,6 +35,9 @@ def int8_layers(ctx, fp32_path: Path, int8_path: Path) -> list[str]:
 def quantize_tflite(ctx, fp32_path: Path, out_path: Path, scheme: str, keep_float: tuple[str, ...] = ()) -> str:
     from ..quiet import quiet_native
 
+    if scheme == "qat":
+        raise NotImplementedError("--qat's int8 is the fine-tuned model's fake-quantized graph, which litert-torch has no lowering for; "
+                                  "ONNX and OpenVINO carry it (export this format with --int8 for post-training int8)")
     with quiet_native():
         from ai_edge_quantizer import quantizer, recipe
 

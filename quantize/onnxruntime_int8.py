@@ -20,6 +20,13 @@ from ..quiet import quiet_native
 def quantize_onnx(ctx, fp32_path: Path, out_path: Path, scheme: str, keep_float: tuple[str, ...] = ()) -> str:
     if scheme == "weights":
         return _dynamic(ctx, fp32_path, out_path)
+    if scheme == "qat":
+        import shutil
+
+        from ..export.to_onnx import qat_graph
+
+        shutil.copyfile(qat_graph(ctx), out_path)
+        return "QAT: the fine-tuned fake-quantized graph as QDQ, per-channel int8 weights, uint8 activations over ranges learned in fine-tuning"
     return _static_qdq(ctx, fp32_path, out_path, keep_float)
 
 

@@ -139,3 +139,12 @@ def test_one_script_regenerates_the_whole_benchmark_section():
         assert module.BEGIN in readme and module.END in readme, part  # each part owns a block of the section
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "benchmark_section.py"), "--only", "spine,nope"], capture_output=True, text=True)
     assert run.returncode == 2 and "nope" in run.stderr
+
+
+def test_qat_block_is_generated_from_stored_results():
+    qat = _script("qat")
+    entries = json.loads(qat.RESULTS.read_text())
+    assert _block(qat.BEGIN, qat.END) == qat.render(entries)
+    for e in entries:  # what the README says QAT keeps, it kept: ONNX Runtime and OpenVINO within the card's bound
+        for fmt in ("onnx", "openvino"):
+            assert e["runs"]["qat"][fmt]["kept_bound"], (e["model"], fmt)

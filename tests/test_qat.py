@@ -1,0 +1,86 @@
+"""Quantization-aware fine-tuning (--qat): the fake-quantized graph is the int8 file, in ONNX Runtime
+and OpenVINO; where litert-torch cannot convert it, the row says so."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from edgezoo import zoo
+from edgezoo.errors import BadInput
+from edgezoo.pipeline import export
+
+
+def test_qat_int8_is_the_fine_tuned_graph_and_keeps_the_dqns_bar(tmp_path):
+    spec = zoo.get("dqn").small_variant()
+    result = export(spec, qat=True, qat_epochs=3, formats="onnx,openvino", out=tmp_path / "out")
+    m = result.manifest
+    rows = {(a.format, a.precision): a for a in m.artifacts}
+    assert m.int8_scheme == "qat" and m.calibration is None  # ranges learned in fine-tuning, nothing calibrated
+    assert m.qat.epochs == 3 and m.qat.metric_before == pytest.approx(m.reference.metric)
+    for fmt in ("onnx", "openvino"):
+        row = rows[fmt, "int8"]
+        assert row.ok, row
+        assert row.int8_scheme == "qat" and row.scheme.startswith("QAT:")
+        assert row.metric >= 475  # the card's bar, which every DQN artifact must clear
+        assert row.int8_fraction >= 0.5  # the weights stored in 8 bits, not float with a quantize step
+    assert rows["onnx", "fp32"].ok and rows["onnx", "fp32"].rel_error < 1e-4  # fp32 stays the trained model
+    assert result.ok
+
+    import onnx
+
+    graph = onnx.load(str(tmp_path / "out" / rows["onnx", "int8"].path)).graph
+    ops = {n.op_type for n in graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    int8_weights = [i for i in graph.initializer if i.data_type == onnx.TensorProto.INT8]
+    assert len(int8_weights) >= 3  # the DQN's linear layers' weights, folded to int8
+
+
+def test_tflite_says_why_it_has_no_qat_file(tmp_path):
+    # litert-torch cannot lower fake-quantize: the TFLite int8 row of a --qat export fails with this.
+    from edgezoo.quantize.litert_int8 import quantize_tflite
+
+    with pytest.raises(NotImplementedError, match="litert-torch has no lowering"):
+        quantize_tflite(None, tmp_path / "model.tflite", tmp_path / "model_int8.tflite", "qat")
+
+
+def test_fake_quant_survives_a_child_rebuilding_it(tmp_path):
+    # What a converter child does: build the model, prepare() it, load the fine-tuned state_dict.
+    from edgezoo.qat import prepare
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2))
+    tuned = prepare(model)
+    tuned.train()
+    tuned(torch.randn(16, 4) * 3)
+    tuned.eval()
+    state = {k: v.clone() for k, v in tuned.state_dict().items()}
+    assert any(k.endswith("qat_input_range") for k in state) and any("parametrizations.weight.original" in k for k in state)
+    again = prepare(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 2)))
+    again.load_state_dict(state, strict=True)
+    x = torch.randn(5, 4)
+    with torch.no_grad():
+        np.testing.assert_array_equal(again.eval()(x).numpy(), tuned(x).numpy())
+        # It computes in int8: the first layer's input snaps to 255 steps of its range.
+        low, high = (float(v) for v in again[0].qat_input_range)
+        assert np.unique(np.round((x.clamp(min(low, 0), max(high, 0)) - min(low, 0)) / ((max(high, 0) - min(low, 0)) / 255))).size <= 256
+
+
+@pytest.mark.parametrize("kwargs, needle", [
+    ({"qat_epochs": 3}, "--epochs 3 sets quantization-aware fine-tuning's epochs: add --qat"),
+    ({"qat": True, "qat_epochs": 0}, "--epochs 0"),
+    ({"qat": True, "max_drop": 10.0}, "--qat with --max-drop"),
+    ({"qat": True, "int8_scheme": "weights"}, "--qat with --int8-scheme"),
+])
+def test_qat_refusals(tmp_path, kwargs, needle):
+    with pytest.raises(BadInput, match=needle.replace("(", r"\(")):
+        export(zoo.get("dqn").small_variant(), out=tmp_path / "out", formats="onnx", **kwargs)
+    assert not (tmp_path / "out").exists()
+
+
+def test_qat_needs_training_inputs_for_a_users_model(cli, user_models, tmp_path):
+    result = cli("export", "--model", f"{user_models}:TinyNet", "--input-shape", "1,3,16,16", "--qat", "--out", tmp_path / "out")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--qat: tinynet has no training inputs to fine-tune on (a model of your own: give --data" in result.stderr
+    assert not (tmp_path / "out").exists()
