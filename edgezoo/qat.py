@@ -221,3 +221,28 @@ def export_qdq_onnx(model: nn.Module, example_inputs, input_names, output_names,
     graph.initializer.extend(alive)
     onnx.checker.check_model(m)
     onnx.save(m, str(path))
+
+
+def qat_graph(ctx) -> Path:
+    """The fake-quantized model (export --qat) as a QDQ ONNX graph with int8 weights, made once
+    per export and shared (OpenVINO converts from it), under the same lock as export.to_onnx.onnx_graph."""
+
+    def make() -> Path:
+        import fcntl
+        import os
+
+        path = ctx.workdir / "qat-graph.onnx"
+        with open(ctx.workdir / "graph.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not path.is_file():
+                if ctx.qat_model is None:
+                    raise RuntimeError("int8 scheme qat needs the fine-tuned model: export with --qat")
+                partial = ctx.workdir / "qat-graph.partial.onnx"
+                from .quiet import quiet_native
+
+                with quiet_native():
+                    export_qdq_onnx(ctx.qat_model, ctx.example_inputs, ctx.input_names, ctx.output_names, partial)
+                os.replace(partial, path)
+        return path
+
+    return ctx.once("qat-onnx", make)

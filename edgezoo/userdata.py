@@ -22,7 +22,7 @@ import torch
 
 from .data.base import TaskData, regression_loss
 from .errors import BadInput, one_line
-from .metrics import METRICS, USER_METRICS
+from .metrics import USER_METRICS
 from .registry import InputSpec
 
 SPLITS = ("train", "val", "test")
@@ -90,7 +90,7 @@ def load_user_data(path: str | Path, inputs: tuple[InputSpec, ...], metric: str 
 
     roles, split_given = _splits(arrays.get("split"), n, what)
     per_call = 1 if whole else inputs[0].shape[0]
-    too_few = [r for r in ("train", "test") if len(roles[r]) < (1 if whole else 1)]
+    too_few = [r for r in ("train", "test") if len(roles[r]) == 0]
     if too_few:
         raise BadInput(f"{what}: the {too_few[0]} split is empty: mark some samples {too_few[0]} in 'split', or leave 'split' out")
     if not whole:

@@ -76,31 +76,6 @@ def _make_graph(ctx: ExportContext) -> Path:
     return path
 
 
-def qat_graph(ctx: ExportContext) -> Path:
-    """The fake-quantized model (export --qat) as a QDQ ONNX graph with int8 weights, made once
-    per export and shared (OpenVINO converts from it), under the same lock as onnx_graph."""
-
-    def make() -> Path:
-        import fcntl
-        import os
-
-        from ..qat import export_qdq_onnx
-
-        path = ctx.workdir / "qat-graph.onnx"
-        with open(ctx.workdir / "graph.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            if not path.is_file():
-                if ctx.qat_model is None:
-                    raise RuntimeError("int8 scheme qat needs the fine-tuned model: export with --qat")
-                partial = ctx.workdir / "qat-graph.partial.onnx"
-                with quiet_native():
-                    export_qdq_onnx(ctx.qat_model, ctx.example_inputs, ctx.input_names, ctx.output_names, partial)
-                os.replace(partial, path)
-        return path
-
-    return ctx.once("qat-onnx", make)
-
-
 def _untraceable(exc: BaseException) -> bool:
     """torch.export's own failure to capture the model (step 1 of the dynamo exporter), not the ONNX translation's."""
     text = f"{type(exc).__name__} {exc}"

@@ -23,7 +23,7 @@ def quantize_onnx(ctx, fp32_path: Path, out_path: Path, scheme: str, keep_float:
     if scheme == "qat":
         import shutil
 
-        from ..export.to_onnx import qat_graph
+        from ..qat import qat_graph
 
         shutil.copyfile(qat_graph(ctx), out_path)
         return "QAT: the fine-tuned fake-quantized graph as QDQ, per-channel int8 weights, uint8 activations over ranges learned in fine-tuning"

@@ -48,7 +48,7 @@ def quantize_openvino(ctx, fp32_path: Path, out_path: Path, scheme: str, keep_fl
 
         model = ov.Core().read_model(str(fp32_path))
         if scheme == "qat":
-            from ..export.to_onnx import qat_graph
+            from ..qat import qat_graph
 
             ov.save_model(ov.convert_model(str(qat_graph(ctx))), str(out_path), compress_to_fp16=False)
             return "QAT: the fine-tuned fake-quantized graph, converted from its QDQ ONNX into FakeQuantize int8"
