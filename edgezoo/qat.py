@@ -109,7 +109,7 @@ def check_qat(spec: ModelSpec, data, epochs: int | None, weights_sha256: str | N
     if epochs is not None and epochs < 1:
         raise BadInput(f"--epochs {epochs}: quantization-aware fine-tuning needs at least 1 epoch")
     if data is None or data.size("train") == 0:
-        mine = " (a model of your own: give --data, whose train split it fine-tunes on)" if spec.origin is not None else ""
+        mine = " (a model of your own: give --data with a target and --metric; it fine-tunes on the train split)" if spec.origin is not None else ""
         raise BadInput(f"--qat: {spec.name} has no training inputs to fine-tune on{mine}")
     if weights_sha256 is None:
         raise BadInput(f"--qat fine-tunes trained weights, and {spec.name} has none here: give --weights")
