@@ -108,7 +108,9 @@ def render(entries: list[dict]) -> str:
 
 
 def load() -> list[dict]:
-    return json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
+    """The stored entries in the README's order: the flagship first, then by model and ratio."""
+    entries = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
+    return sorted(entries, key=lambda e: (e["model"] != "mobilenet", e["model"], e["ratio"]))
 
 
 def main() -> int:
@@ -133,9 +135,7 @@ def main() -> int:
                 print(render([entry]), flush=True)
     from edgezoo.report import replace_block
 
-    order = {"mobilenet": 0}
-    entries.sort(key=lambda e: (order.get(e["model"], 1), e["model"], e["ratio"]))
-    body = render(entries)
+    body = render(load())
     README.write_text(replace_block(README.read_text(), BEGIN, END, body))
     print(body)
     return 0
