@@ -101,7 +101,7 @@ class Model:
         interp = Interpreter(model_path=self.path, num_threads=threads, experimental_op_resolver_type=resolver)
         runner = interp.get_signature_runner()
         ins, outs = runner.get_input_details(), runner.get_output_details()
-        ins = dict(sorted(ins.items(), key=lambda item: item[1]["index"]))  # by name in the signature; by index in argument order
+        ins = in_order(ins)
         self.input_names = list(ins)
         self.inputs = [(n, [int(x) if x >= 0 else None for x in d.get("shape_signature", d["shape"])],
                         "float32" if is_quantized(d) else np.dtype(d["dtype"]).name) for n, d in ins.items()]
@@ -113,6 +113,13 @@ class Model:
             return [dequantize(out[k], *outs[k]["quantization"]) for k in outs]
 
         self.run = run
+
+
+def in_order(details: dict) -> dict:
+    """A TFLite signature's inputs in the model's argument order. The signature lists them by name
+    (alphabetically: args_10 before args_2, or a model's own names), its tensors' indices keep
+    the order the converter was given them in."""
+    return dict(sorted(details.items(), key=lambda item: item[1]["index"]))
 
 
 def runtime_versions() -> dict:

@@ -164,13 +164,6 @@ def openvino_runner(path: Path, threads: int, device: str = "CPU", precision_hin
     return Runner("openvino", run, ran, {"threads": threads, "device": device, "inference_precision": ran}, declared)
 
 
-def in_order(details: dict) -> dict:
-    """A TFLite signature's inputs in the model's argument order. The signature lists them by name
-    (alphabetically: args_10 before args_2, or a model's own names), its tensors' indices keep
-    the order the converter was given them in."""
-    return dict(sorted(details.items(), key=lambda item: item[1]["index"]))
-
-
 def litert_runner(path: Path, threads: int, delegate: str | None = "XNNPACK") -> Runner:
     """Full-integer models take and give int8 tensors: quantize inputs and dequantize outputs with
     each tensor's own scale and zero point, as an app on the device does. ``delegate`` None runs
@@ -178,7 +171,7 @@ def litert_runner(path: Path, threads: int, delegate: str | None = "XNNPACK") ->
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     from ..quiet import quiet_native
-    from .portable import dequantize, is_quantized, quantize
+    from .portable import dequantize, in_order, is_quantized, quantize
 
     resolver = OpResolverType.AUTO if delegate else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     with quiet_native():  # "INFO: Created TensorFlow Lite XNNPACK delegate" comes from C++

@@ -60,7 +60,7 @@ def _full_integer(ctx, float_model: bytes, out_path: Path, keep_float: tuple[str
     from ai_edge_quantizer.utils import qsv_utils
 
     signature = Interpreter(model_content=float_model).get_signature_runner()
-    from ..devices.runners import in_order
+    from ..devices.portable import in_order
 
     details = in_order(signature.get_input_details())
     # litert-torch stores int64 inputs (token ids, time steps) as int32: feed them as such.
