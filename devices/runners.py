@@ -130,7 +130,12 @@ def onnxruntime_runner(path: Path, threads: int, providers: Sequence[str] | None
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    sess = ort.InferenceSession(str(path), opts, providers=list(providers or ["CPUExecutionProvider"]))
+    asked = list(providers or ["CPUExecutionProvider"])
+    sess = ort.InferenceSession(str(path), opts, providers=asked)
+    if asked[0] not in sess.get_providers():
+        # ONNX Runtime falls back to the CPU when a provider fails to start (a CUDA library missing,
+        # say), with only a log line: timed so, a "cuda" row would be the CPU's.
+        raise RuntimeError(f"ONNX Runtime could not start {asked[0]} (it fell back to {', '.join(sess.get_providers())}): see its log above")
     names = [i.name for i in sess.get_inputs()]
 
     def run(inputs):

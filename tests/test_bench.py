@@ -168,3 +168,18 @@ def test_bench_model_exports_first_then_benches_that_export(cli, tmp_path):
     again = cli("bench", "--model", "mlp", "--threads", "1", "--runtimes", "onnxruntime", *FAST, "--no-plots")
     assert again.returncode == 0, again.stdout + again.stderr
     assert (out / "manifest.json").stat().st_mtime_ns == exported_at  # not exported again
+
+
+def test_a_provider_onnx_runtime_does_not_start_is_an_error_not_the_cpus_figures(tmp_path):
+    """ONNX Runtime answers a provider it cannot start (CUDA's libraries missing, or a CPU-only
+    build) by running on the CPU with a warning; timed so, a "cuda" row would be the CPU's numbers."""
+    import onnxruntime
+
+    from edgezoo.devices.runners import onnxruntime_runner
+
+    if "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        pytest.skip("this host starts CUDA")
+    model = _foreign_onnx(tmp_path / "m.onnx", dynamic=False)
+    with pytest.raises(RuntimeError, match="could not start CUDAExecutionProvider .*fell back to CPUExecutionProvider"):
+        onnxruntime_runner(model, 1, ["CUDAExecutionProvider"])
+    assert onnxruntime_runner(model, 1).detail["providers"] == ["CPUExecutionProvider"]
