@@ -38,23 +38,15 @@ BEGIN, END = "<!-- gpu:begin (benchmarks/gpu.py writes this) -->", "<!-- gpu:end
 CUDA, CPU = "CUDAExecutionProvider", "CPUExecutionProvider"
 
 
-def session(path: Path, providers: list[str], profile: str | None = None):
+def placement(path: Path, feed: dict, work: Path) -> dict[str, int]:
+    """Kernels run per provider in one profiled call (after a warm-up call). The file's runner has
+    already shown that CUDA starts: ONNX Runtime does not fall back to the CPU here unnoticed."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if profile:
-        opts.enable_profiling = True
-        opts.profile_file_prefix = profile
-    sess = ort.InferenceSession(str(path), opts, providers=providers)
-    if providers[0] == CUDA and CUDA not in sess.get_providers():
-        sys.exit(f"{path.name}: ONNX Runtime fell back to {sess.get_providers()}: the CUDA provider did not load (see its log above)")
-    return sess
-
-
-def placement(path: Path, feed: dict, work: Path) -> dict[str, int]:
-    """Kernels run per provider in one profiled call (after a warm-up call)."""
-    sess = session(path, [CUDA, CPU], profile=str(work / path.stem))
+    opts.enable_profiling = True
+    opts.profile_file_prefix = str(work / path.stem)
+    sess = ort.InferenceSession(str(path), opts, providers=[CUDA, CPU])
     sess.run(None, feed)
     sess.run(None, feed)
     trace = json.loads(Path(sess.end_profiling()).read_text())
@@ -70,21 +62,21 @@ def placement(path: Path, feed: dict, work: Path) -> dict[str, int]:
     return counts
 
 
-def outputs(sess, names: list[str], feeds) -> np.ndarray:
-    return np.concatenate([sess.run(None, dict(zip(names, inputs)))[0][:n] for inputs, n in feeds])
+def outputs(runner, feeds) -> np.ndarray:
+    return np.concatenate([runner(inputs)[0][:n] for inputs, n in feeds])
 
 
-def latencies(sessions: dict, feed: dict, rounds: int = 5, seconds: float = 1.0) -> dict[str, float]:
-    for sess in sessions.values():
+def latencies(runners: dict, feed: list, rounds: int = 5, seconds: float = 1.0) -> dict[str, float]:
+    for runner in runners.values():
         for _ in range(10):
-            sess.run(None, feed)
-    times: dict[str, list[float]] = {k: [] for k in sessions}
+            runner.run(feed)
+    times: dict[str, list[float]] = {k: [] for k in runners}
     for _ in range(rounds):
-        for key, sess in sessions.items():
+        for key, runner in runners.items():
             end = time.perf_counter() + seconds / rounds
             while time.perf_counter() < end:
                 t0 = time.perf_counter_ns()
-                sess.run(None, feed)
+                runner.run(feed)
                 times[key].append((time.perf_counter_ns() - t0) / 1e6)
     return {k: statistics.median(v) for k, v in times.items()}
 
@@ -106,6 +98,7 @@ def measure(export_dir: Path) -> dict:
 
     from edgezoo import zoo
     from edgezoo.check import fixed_batch
+    from edgezoo.devices.runners import onnxruntime_runner
     from edgezoo.manifest import read_manifest
 
     if CUDA not in ort.get_available_providers():
@@ -128,14 +121,14 @@ def measure(export_dir: Path) -> dict:
             if art.format != "onnx" or not art.ok:
                 continue
             path = export_dir / art.path
-            on_gpu, on_cpu = session(path, [CUDA, CPU]), session(path, [CPU])
-            names = [i.name for i in on_gpu.get_inputs()]
-            gpu_out, cpu_out = outputs(on_gpu, names, feeds), outputs(on_cpu, names, feeds)
-            one = dict(zip(names, feeds[0][0]))
+            # The runner fails, rather than falling back to the CPU, when CUDA does not start.
+            on_gpu, on_cpu = onnxruntime_runner(path, os.cpu_count(), [CUDA, CPU]), onnxruntime_runner(path, os.cpu_count())
+            gpu_out, cpu_out = outputs(on_gpu, feeds), outputs(on_cpu, feeds)
+            one = feeds[0][0]
             ms = latencies({"cuda": on_gpu, "cpu": on_cpu}, one)
             rows.append({
                 "file": art.path, "precision": art.precision, "int8_scheme": art.int8_scheme,
-                "kernels": placement(path, one, Path(tmp)),
+                "kernels": placement(path, dict(zip([d[0] for d in on_gpu.inputs], one)), Path(tmp)),
                 "metric_cuda": float(data.metric(gpu_out, targets)), "metric_cpu_here": float(data.metric(cpu_out, targets)),
                 "metric_manifest": art.metric,
                 "rel_diff_cuda_vs_cpu": float(np.abs(gpu_out - cpu_out).max() / np.abs(cpu_out).max()),
