@@ -3,6 +3,7 @@ metric of each against the card's bar, so that no test rests on one seed's lucky
 
     .venv/bin/python benchmarks/seeds.py                          # every model, seeds 0,1,2
     .venv/bin/python benchmarks/seeds.py --models dqn --seeds 0,1,2,3,4
+    .venv/bin/python benchmarks/seeds.py --models mobilenet --threads 1,2   # each seed at 1 and at 2 threads
     .venv/bin/python benchmarks/seeds.py --render                 # only re-render the README block
 
 Checkpoints are cached in $EDGEZOO_HOME by recipe (the seed is part of it). Results merge into
@@ -44,10 +45,21 @@ def measure(name: str, seed: int, threads: int | None = None) -> dict:
     data = spec.load_data(spec.inputs[0].shape)
     metric = evaluate(model, data, "test")
     bar = spec.bar(data)
-    return {"model": name, "seed": seed, "metric_name": spec.metric_name, "metric": metric,
+    return {"model": name, "recipe": recipe_fingerprint(card), "seed": seed, "metric_name": spec.metric_name, "metric": metric,
             "bar": None if bar is None else bar[0], "higher_is_better": data.measure.higher_is_better,
             "cleared": None if bar is None else data.measure.clears(metric, bar[0]),
             "seconds": round(seconds, 1), "cpu": _host().cpu, "threads": threads}
+
+
+def recipe_fingerprint(card) -> str:
+    """What a small variant trains, less the seed and thread count a run varies: a changed recipe,
+    width or input size makes the stored runs of the old one stale."""
+    import hashlib
+
+    fields = dataclasses.asdict(card.recipe)
+    fields.pop("seed"), fields.pop("threads")
+    blob = json.dumps({"build": card.build_kwargs, "inputs": [i.shape[1:] for i in card.inputs], "recipe": fields}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 def render(entries: list[dict]) -> str:
@@ -58,9 +70,11 @@ def render(entries: list[dict]) -> str:
         by_model.setdefault(e["model"], []).append(e)
     lines = ["| model (small variant) | metric | bar | per training seed | cleared | measured on |", "|---|---|---|---|---|---|"]
     for name in zoo.names():
-        runs = sorted(by_model.get(name, []), key=lambda e: (e["seed"], e.get("threads") or 0))
+        current = recipe_fingerprint(zoo.get(name).small_variant())
+        runs = sorted((e for e in by_model.get(name, []) if e.get("recipe") == current), key=lambda e: (e["seed"], e.get("threads") or 0))
         if not runs:
-            lines.append(f"| {name} | not measured yet: run `benchmarks/seeds.py --models {name}` | | | | |")
+            why = "recipe changed since measured" if by_model.get(name) else "not measured yet"
+            lines.append(f"| {name} | {why}: run `benchmarks/seeds.py --models {name}` | | | | |")
             continue
         first = runs[0]
         said_bar = "-" if first["bar"] is None else f"{'>=' if first['higher_is_better'] else '<='} {first['bar']:.4g}"
@@ -89,10 +103,12 @@ def _locked():
 
 
 def _store(entry: dict) -> None:
-    """Merges one result into the stored ones (same model and seed: replaced)."""
+    """Merges one result into the stored ones: the same model, seed and threads are replaced, and
+    so are that model's runs of another recipe (or of one not recorded)."""
     with _locked():
         stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-        stored = [e for e in stored if _key(e) != _key(entry)] + [entry]
+        stale = lambda e: e["model"] == entry["model"] and e.get("recipe") != entry["recipe"]  # noqa: E731
+        stored = [e for e in stored if _key(e) != _key(entry) and not stale(e)] + [entry]
         stored.sort(key=lambda e: (e["model"], e["seed"], e.get("threads") or 0))
         RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
 
@@ -111,17 +127,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default=None, help="comma-separated subset (default: every registered model)")
     parser.add_argument("--seeds", default="0,1,2", help="comma-separated training seeds (default 0,1,2)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads for training (default: torch's, one per core)")
+    parser.add_argument("--threads", default=None,
+                        help="comma-separated torch thread counts to train each seed at (default: the recipe's, else torch's: one per core)")
     parser.add_argument("--render", action="store_true")
     args = parser.parse_args()
     if not args.render:
         from edgezoo import zoo
 
         for name in args.models.split(",") if args.models else zoo.names():
-            for seed in (int(s) for s in args.seeds.split(",")):
-                entry = measure(name, seed, args.threads)
-                _store(entry)
-                print(json.dumps(entry), flush=True)
+            for threads in [int(t) for t in args.threads.split(",")] if args.threads else [None]:
+                for seed in (int(s) for s in args.seeds.split(",")):
+                    entry = measure(name, seed, threads)
+                    _store(entry)
+                    print(json.dumps(entry), flush=True)
     print(render(_write_readme()))
     return 0
 

@@ -116,6 +116,10 @@ register(
             batch_size=32,
             weight_decay=4e-5,
         ),
-        small={"build_kwargs": {"width_mult": 0.5}, "input_shapes": [(1, 3, 64, 64)], "stages": (Stage(12, 3e-3),)},
+        # The tests' size. Test accuracy over training seeds 0-2 at 1 and 2 threads (bar 0.95):
+        # 12 epochs at 64x64 scored 0.950-0.978 at 2 threads and 0.925 at 1 (a bar it sat on);
+        # 20 epochs at 48x48, in about the same time (58-76 s at 2 threads), 0.967-0.986 over all
+        # six. At 32x32 (12 epochs) 0.74-0.85; batch 64 (16 epochs at 64x64) 0.942-0.964.
+        small={"build_kwargs": {"width_mult": 0.5}, "input_shapes": [(1, 3, 48, 48)], "stages": (Stage(20, 3e-3),)},
     )
 )
