@@ -82,6 +82,24 @@ def test_digit_score_trains_its_judge_even_inside_inference_mode(tmp_path, monke
     assert list((tmp_path / "checkpoints").glob("cnn-*.pt"))
 
 
+def test_loading_the_judge_leaves_the_callers_random_stream_alone(monkeypatch):
+    # The GAN's trainer scores its samples every few epochs and draws its noise from torch's global
+    # generator: the judge's first load (building a model draws initial weights) once shifted that
+    # stream, so the same seeded recipe trained another generator depending on whether the judge
+    # had been loaded before.
+    from edgezoo import judge
+
+    images = np.random.default_rng(0).random((20, 1, 8, 8)).astype(np.float32)
+    judge.digit_score(images)  # trained or loaded once, outside the measurement
+    monkeypatch.setattr(judge, "_JUDGE", {})
+    torch.manual_seed(7)
+    judge.digit_score(images)
+    after_first_load = torch.randn(4)
+    torch.manual_seed(7)
+    judge.digit_score(images)  # loaded already: draws nothing
+    assert torch.equal(after_first_load, torch.randn(4))
+
+
 def test_gpt_alphabet_is_the_corpus_frequent_characters():
     from edgezoo.data.text import ALPHABET, UNKNOWN, frequent_chars
 
