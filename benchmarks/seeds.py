@@ -107,8 +107,8 @@ def _store(entry: dict) -> None:
     so are that model's runs of another recipe (or of one not recorded)."""
     with _locked():
         stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-        stale = lambda e: e["model"] == entry["model"] and e.get("recipe") != entry["recipe"]  # noqa: E731
-        stored = [e for e in stored if _key(e) != _key(entry) and not stale(e)] + [entry]
+        kept = [e for e in stored if e["model"] != entry["model"] or (e.get("recipe") == entry["recipe"] and _key(e) != _key(entry))]
+        stored = kept + [entry]
         stored.sort(key=lambda e: (e["model"], e["seed"], e.get("threads") or 0))
         RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
 
