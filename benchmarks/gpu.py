@@ -22,11 +22,9 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -66,21 +64,6 @@ def outputs(runner, feeds) -> np.ndarray:
     return np.concatenate([runner(inputs)[0][:n] for inputs, n in feeds])
 
 
-def latencies(runners: dict, feed: list, rounds: int = 5, seconds: float = 1.0) -> dict[str, float]:
-    for runner in runners.values():
-        for _ in range(10):
-            runner.run(feed)
-    times: dict[str, list[float]] = {k: [] for k in runners}
-    for _ in range(rounds):
-        for key, runner in runners.items():
-            end = time.perf_counter() + seconds / rounds
-            while time.perf_counter() < end:
-                t0 = time.perf_counter_ns()
-                runner.run(feed)
-                times[key].append((time.perf_counter_ns() - t0) / 1e6)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def host() -> dict:
     try:
         gpu = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"],
@@ -98,7 +81,7 @@ def measure(export_dir: Path) -> dict:
 
     from edgezoo import zoo
     from edgezoo.check import fixed_batch
-    from edgezoo.devices.runners import onnxruntime_runner
+    from edgezoo.devices.runners import measure_interleaved, onnxruntime_runner
     from edgezoo.manifest import read_manifest
 
     if CUDA not in ort.get_available_providers():
@@ -125,7 +108,7 @@ def measure(export_dir: Path) -> dict:
             on_gpu, on_cpu = onnxruntime_runner(path, os.cpu_count(), [CUDA, CPU]), onnxruntime_runner(path, os.cpu_count())
             gpu_out, cpu_out = outputs(on_gpu, feeds), outputs(on_cpu, feeds)
             one = feeds[0][0]
-            ms = latencies({"cuda": on_gpu, "cpu": on_cpu}, one)
+            ms = measure_interleaved({"cuda": on_gpu, "cpu": on_cpu}, one, rounds=5, warmup=10)
             rows.append({
                 "file": art.path, "precision": art.precision, "int8_scheme": art.int8_scheme,
                 "kernels": placement(path, dict(zip([d[0] for d in on_gpu.inputs], one)), Path(tmp)),
@@ -133,7 +116,7 @@ def measure(export_dir: Path) -> dict:
                 "metric_manifest": art.metric,
                 "rel_diff_cuda_vs_cpu": float(np.abs(gpu_out - cpu_out).max() / np.abs(cpu_out).max()),
                 "agreement_cuda_vs_cpu": float((gpu_out.argmax(-1) == cpu_out.argmax(-1)).mean()) if data.measure.class_scores else None,
-                "p50_ms_cuda": ms["cuda"], "p50_ms_cpu": ms["cpu"],
+                "p50_ms_cuda": ms["cuda"]["latency_ms"], "p50_ms_cpu": ms["cpu"]["latency_ms"],
             })
             print(json.dumps(rows[-1]), flush=True)
     return {"model": manifest.model, "input": list(shape), "metric_name": manifest.reference.metric_name,
@@ -158,8 +141,7 @@ def run_bench(files: list[Path], out: Path) -> dict:
 
 def render(result: dict) -> str:
     h = result["host"]
-    lines = [BEGIN, "",
-             f"Measured on {h['gpu'].split(',')[0]} ({h['cores']} CPU cores), ONNX Runtime {h['onnxruntime']} (onnxruntime-gpu), "
+    lines = [f"Measured on {h['gpu'].split(',')[0]} ({h['cores']} CPU cores), ONNX Runtime {h['onnxruntime']} (onnxruntime-gpu), "
              f"{result['model']} at {'x'.join(map(str, result['input']))}, {result['test_samples']} held-out test samples; "
              "latency is numpy in and out, copies to and from the GPU included. By `benchmarks/gpu.py`.", "",
              f"| file | kernels on CUDA / CPU | {result['metric_name']} on CUDA | at export (CPU) | max rel. diff vs CPU provider | p50 CUDA | p50 CPU provider (same host) |",
@@ -173,16 +155,7 @@ def render(result: dict) -> str:
         said = [f"{r['label']} {r['threads']} thread{'s' if r['threads'] > 1 else ''} {r['latency']['p50_ms']:.2f} ms"
                 for r in bench["rows"] if r["device"] == "cuda" and r["status"] == "ok"]
         lines += ["", f"`edgezoo bench --device cpu,cuda --runtimes onnxruntime` on the same export there, its CUDA rows: {'; '.join(said)}."]
-    lines += ["", END]
     return "\n".join(lines)
-
-
-def write_readme(block: str) -> None:
-    text = README.read_text()
-    start, end = text.index(BEGIN), text.index(END) + len(END)
-    tmp = README.with_suffix(".tmp")
-    tmp.write_text(text[:start] + block + text[end:])
-    os.replace(tmp, README)
 
 
 def main() -> int:
@@ -201,7 +174,10 @@ def main() -> int:
         args.results.write_text(json.dumps(result, indent=1))
     result = json.loads(args.results.read_text())
     if BEGIN in README.read_text():
-        write_readme(render(result))
+        from edgezoo.fileio import write_text_atomic
+        from edgezoo.report import replace_block
+
+        write_text_atomic(README, replace_block(README.read_text(), BEGIN, END, render(result)))
     print(render(result))
     return 0
 
