@@ -71,22 +71,25 @@ def render(entries: list[dict]) -> str:
     lines = ["| model (small variant) | metric | bar | per training seed | cleared | measured on |", "|---|---|---|---|---|---|"]
     for name in zoo.names():
         current = recipe_fingerprint(zoo.get(name).small_variant())
-        runs = sorted((e for e in by_model.get(name, []) if e.get("recipe") == current), key=lambda e: (e["seed"], e.get("threads") or 0))
+        runs = sorted((e for e in by_model.get(name, []) if e.get("recipe") == current), key=lambda e: (e["cpu"], e["seed"], e.get("threads") or 0))
         if not runs:
             why = "recipe changed since measured" if by_model.get(name) else "not measured yet"
             lines.append(f"| {name} | {why}: run `benchmarks/seeds.py --models {name}` | | | | |")
             continue
-        first = runs[0]
-        said_bar = "-" if first["bar"] is None else f"{'>=' if first['higher_is_better'] else '<='} {first['bar']:.4g}"
-        per_seed = ", ".join(f"{e['seed']}{_threads(e)}: {e['metric']:.4g}" for e in runs)
-        cleared = sum(bool(e["cleared"]) for e in runs)
-        cpus = ", ".join(sorted({e["cpu"] for e in runs}))
-        lines.append(f"| {name} | {first['metric_name']} | {said_bar} | {per_seed} | {cleared} of {len(runs)} | {cpus} |")
+        for cpu in sorted({e["cpu"] for e in runs}):
+            on_cpu = [e for e in runs if e["cpu"] == cpu]
+            first = on_cpu[0]
+            said_bar = "-" if first["bar"] is None else f"{'>=' if first['higher_is_better'] else '<='} {first['bar']:.4g}"
+            per_seed = ", ".join(f"{e['seed']}{_threads(e)}: {e['metric']:.4g}" for e in on_cpu)
+            cleared = sum(bool(e["cleared"]) for e in on_cpu)
+            lines.append(f"| {name} | {first['metric_name']} | {said_bar} | {per_seed} | {cleared} of {len(on_cpu)} | {cpu} |")
     return "\n".join(lines)
 
 
 def _key(entry: dict) -> tuple:
-    return entry["model"], entry["seed"], entry.get("threads")
+    """A run is one model, seed and thread count on one kind of CPU (another CPU's float kernels
+    can train another model, so its runs stand beside this one's rather than replace them)."""
+    return entry["model"], entry["seed"], entry.get("threads"), entry["cpu"]
 
 
 def _threads(entry: dict) -> str:
@@ -109,7 +112,7 @@ def _store(entry: dict) -> None:
         stored = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
         kept = [e for e in stored if e["model"] != entry["model"] or (e.get("recipe") == entry["recipe"] and _key(e) != _key(entry))]
         stored = kept + [entry]
-        stored.sort(key=lambda e: (e["model"], e["seed"], e.get("threads") or 0))
+        stored.sort(key=lambda e: (e["model"], e["cpu"], e["seed"], e.get("threads") or 0))
         RESULTS.write_text(json.dumps(stored, indent=1) + "\n")
 
 

@@ -61,8 +61,9 @@ class TrainRecipe:
     weight_decay: float = 0.0
     seed: int = 0
     # Decay per step of an exponential moving average of the weights, which is what gets kept
-    # (as DDPM samples from); None keeps the last step's weights. Models without batch norm only:
-    # its running statistics follow the live weights, not the average.
+    # (as DDPM samples from); None keeps the last step's weights. In the supervised loop, models
+    # without batch norm only: its running statistics follow the live weights, not the average.
+    # Trainers of their own use it as they say (the GAN's averages its generator, measured).
     ema: float | None = None
     # The torch threads the recipe trains on; None: the process's (torch's default, all cores).
     # Part of the recipe: kernels sum in an order that depends on the thread count, so the same
@@ -107,7 +108,9 @@ class ModelSpec:
     # Models that do not learn by the supervised loop (GAN, RL, gensim) bring their own:
     # trainer(spec) -> (model, {"val": metric, "test": metric}).
     trainer: Callable[["ModelSpec"], tuple[torch.nn.Module, dict]] | None = None
-    # The test suite's configuration: same code, smaller. Keys: build_kwargs, input_shapes, stages.
+    # The test suite's configuration: same code, smaller. Keys: build_kwargs, input_shapes, stages,
+    # threads (a small model that trains about as fast on one thread as on two is pinned to one:
+    # the test session trains those in background processes beside its one-core work).
     small: dict = field(default_factory=dict)
     # PATH.py:Class for a user's model, whose builder a child process cannot import by name.
     origin: str | None = None
@@ -146,7 +149,8 @@ class ModelSpec:
         spec = dataclasses.replace(
             self,
             build_kwargs={**self.build_kwargs, **self.small.get("build_kwargs", {})},
-            recipe=dataclasses.replace(self.recipe, stages=self.small.get("stages", self.recipe.stages)),
+            recipe=dataclasses.replace(self.recipe, stages=self.small.get("stages", self.recipe.stages),
+                                       threads=self.small.get("threads", self.recipe.threads)),
         )
         return spec.with_input_shapes(self.small["input_shapes"]) if "input_shapes" in self.small else spec
 

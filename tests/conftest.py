@@ -21,39 +21,95 @@ def edgezoo_home(tmp_path_factory):
     return home
 
 
+def _narrow(names, cores: int) -> list[str]:
+    """The zoo models among ``names`` whose small variants train on fewer threads than ``cores``."""
+    from edgezoo import zoo
+
+    return [n for n in names if n in zoo.names() and (zoo.get(n).small_variant().recipe.threads or cores) < cores]
+
+
+def _training_seconds() -> dict[str, float]:
+    """Each model's small-variant training time as benchmarks/seeds.py measured it (median over the
+    stored runs): scheduling only, so a missing or unreadable file orders nothing."""
+    import json
+    import statistics
+
+    try:
+        runs = json.loads((Path(__file__).parent.parent / "benchmarks" / "results" / "seeds.json").read_text())
+        by_model: dict[str, list[float]] = {}
+        for run in runs:
+            by_model.setdefault(run["model"], []).append(float(run["seconds"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {name: statistics.median(seconds) for name, seconds in by_model.items()}
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Within each parametrized test over zoo models, the models trained in the background workers
+    come after the others, shortest training first (about the order the workers finish them, the
+    longest first): the workers train while the tests handle the models trained in the foreground.
+    Only positions held by such a test's cases change; every test still runs."""
+    cores = len(os.sched_getaffinity(0))
+    names = [item.callspec.params.get("name") for item in items if hasattr(item, "callspec")]
+    narrow = set(_narrow(dict.fromkeys(n for n in names if isinstance(n, str)), cores))
+    if not narrow:
+        return
+    seconds = _training_seconds()
+
+    def model(item) -> str | None:
+        name = item.callspec.params.get("name") if hasattr(item, "callspec") else None
+        return name if isinstance(name, str) else None
+
+    groups: dict = {}
+    for index, item in enumerate(items):
+        if model(item) is not None:
+            groups.setdefault((item.path, item.originalname), []).append(index)
+    for indices in groups.values():
+        group = sorted((items[i] for i in indices), key=lambda item: (model(item) in narrow, seconds.get(model(item), 0.0) if model(item) in narrow else 0.0))
+        for i, item in zip(indices, group):
+            items[i] = item
+
+
 @pytest.fixture(scope="session", autouse=True)
 def narrow_recipes_train_alongside(edgezoo_home, request, tmp_path_factory):
     """The small variants whose recipes train on fewer threads than this machine has cores (the
-    DQN's one) start training in a background process when the session starts, into its checkpoint
-    cache, while the first tests run: those convert and check files, about one core's work.
-    Measured on 2 cores: the tests before test_matrix took 218 s beside the DQN's training and 245 s
-    without it; the DQN was done in 166 s, before the matrix needs it. A test that needs the
-    checkpoint sooner waits on edgezoo.train's lock and loads it; a background run that fails
-    leaves no checkpoint, and the test trains it itself. Only models a collected test names.
-    At the lowest priority (nice 19): it takes a core only when the tests leave one idle. At equal
-    priority it stalled the tests' own multi-threaded work: measured on 2 cores, the small GPT's
-    training (2 threads) took 131 s beside it against 35 s alone; 39 s beside it at nice 19."""
-    from edgezoo import zoo
-
+    one-thread recipes: the DQN's, and the small convolutional nets', which train about as fast on
+    one thread as on two) train in background processes from the session's start, one per core,
+    each taking the next unclaimed model in the order the tests first name them
+    (tests/background_training.py). The first tests convert and check files, about one core's
+    work, and the matrix's exports too: the workers fill the other core, and both while a test
+    waits for a checkpoint. A test that needs one sooner waits on edgezoo.train's lock and loads
+    it; one no worker has reached yet, it trains itself; a worker that fails leaves no checkpoint.
+    At the lowest priority (nice 19): at equal priority a one-thread training beside the tests'
+    two-thread torch work stalled it (measured on 2 cores: the small GPT's training took 131 s
+    beside it against 35 s alone; 39 s beside it at nice 19)."""
     cores = len(os.sched_getaffinity(0))
-    named = {item.callspec.params.get("name") for item in request.session.items if hasattr(item, "callspec")}
-    narrow = [n for n in zoo.names() if n in named and (zoo.get(n).small_variant().recipe.threads or cores) < cores]
+    named = dict.fromkeys(item.callspec.params["name"] for item in request.session.items
+                          if hasattr(item, "callspec") and isinstance(item.callspec.params.get("name"), str))
+    # Longest first: the one that would finish last starts first (the DQN's 3-6 minutes).
+    seconds = _training_seconds()
+    narrow = sorted(_narrow(named, cores), key=lambda n: -seconds.get(n, 0.0))
     if not narrow:
         yield []
         return
-    code = ("import os\nimport sys\nos.nice(19)\nfrom edgezoo import zoo\nfrom edgezoo.train import trained_model\n"
-            "for name in sys.argv[1:]:\n    trained_model(zoo.get(name).small_variant())\n")
-    log = tmp_path_factory.mktemp("background-training") / "log.txt"
-    with open(log, "w") as out:
-        # Isolated (-I) and from outside the source tree: its edgezoo/ folder is not the installed package.
-        process = subprocess.Popen([sys.executable, "-I", "-c", code, *narrow], cwd=log.parent, stdout=out, stderr=subprocess.STDOUT,
-                                   env={**os.environ})
+    folder = tmp_path_factory.mktemp("background-training")
+    (folder / "claims").mkdir()
+    script = Path(__file__).parent / "background_training.py"
+    processes, logs = [], []
+    for worker in range(min(cores, len(narrow))):
+        logs.append(folder / f"worker-{worker}.txt")
+        with open(logs[-1], "w") as out:
+            # Isolated (-I) and from outside the source tree: its edgezoo/ folder is not the installed package.
+            processes.append(subprocess.Popen([sys.executable, "-I", str(script), str(folder / "claims"), *narrow], cwd=folder,
+                                              stdout=out, stderr=subprocess.STDOUT, env={**os.environ}))
     yield narrow
-    if process.poll() is None:  # a session that never reached those models
-        process.kill()
+    for process in processes:
+        if process.poll() is None:  # a session that never reached those models
+            process.kill()
     # Loud, not a silent fallback: a background run that broke would leave the tests to train in
     # the foreground, and the suite slower for no visible reason.
-    assert process.wait() in (0, -signal.SIGKILL), f"background training of {narrow} failed: {log.read_text()[-2000:]}"
+    for process, log in zip(processes, logs):
+        assert process.wait() in (0, -signal.SIGKILL), f"background training of {narrow} failed: {log.read_text()[-2000:]}"
 
 
 @pytest.fixture(scope="session", autouse=True)

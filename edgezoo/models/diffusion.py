@@ -142,6 +142,6 @@ register(
         min_metric=3.5,
         tolerance=Tolerance(int8_metric_drop=0.5),
         recipe=TrainRecipe(stages=(Stage(300, 2e-3),), batch_size=64),
-        small={"stages": (Stage(150, 2e-3),)},
+        small={"stages": (Stage(150, 2e-3),), "threads": 1},
     )
 )

@@ -17,7 +17,8 @@ from ..registry import InputSpec, ModelSpec, Stage, Tolerance, TrainRecipe, regi
 
 SELECT_SEEDS = range(5_000, 5_020)  # checkpoint selection; the held-out measure uses other seeds
 SELECT_EVERY = 2_500                # environment steps between selection rounds
-EXTRA_STEPS = 40_000                # trained on past the recipe while no checkpoint is perfect yet
+EXTRA_STEPS = 10_000                # trained on past the recipe while no checkpoint is perfect yet
+ATTEMPTS = 3                        # independent runs (another seed each) while none reaches a perfect checkpoint
 PERFECT = 500.0                     # CartPole-v1's most steps per episode
 
 
@@ -57,19 +58,42 @@ def train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
     and 218 on an Intel one), and DQN's return oscillates. So every 2,500 steps the greedy policy
     plays 20 selection episodes, as trained and with its weights rounded to int8 as the shipped
     int8 files store them, and the checkpoint whose worse score is best is kept; training stops at
-    the first perfect one (500 both ways), and goes on up to 40,000 steps past the recipe while
-    there is none. One thread (the recipe's): the network is tiny, threads only add overhead."""
+    the first perfect one (500 both ways). A run that has none 10,000 steps past the recipe is one
+    whose trajectory went astray: another run starts from a seed derived from the recipe's, up to
+    three in all, and the best checkpoint of all of them is kept (measured on an AMD EPYC: seed 0's
+    first run reached a selection score of 323 in 100,000 steps, where seeds 1 and 2 were perfect
+    after 32,500 and 60,000). One thread (the recipe's): the network is tiny, threads only add
+    overhead."""
     import gymnasium as gym
 
     recipe = spec.recipe
-    torch.manual_seed(recipe.seed)
-    rng = np.random.default_rng(recipe.seed)
+    q = spec.build()
+    best, best_state, steps = -1.0, copy.deepcopy(q.state_dict()), 0
+    env = gym.make("CartPole-v1")
+    for attempt in range(ATTEMPTS):
+        if best >= PERFECT:
+            break
+        # The first run is the recipe's seed exactly; later ones derive theirs from it.
+        score, state, taken = _one_run(spec, env, recipe.seed + 1_000 * attempt, f"run {attempt + 1} of at most {ATTEMPTS}")
+        steps += taken
+        if score > best:
+            best, best_state = score, state
+    env.close()
+    q.load_state_dict(best_state)
+    q.eval()
+    return q, {"val": best, "test": float(np.mean(episode_returns(torch_runner(q), EVAL_SEEDS))), "steps": steps}
+
+
+def _one_run(spec: ModelSpec, env, seed: int, label: str) -> tuple[float, dict, int]:
+    """One training run from ``seed``: (its best selection score, that checkpoint, steps taken)."""
+    recipe = spec.recipe
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
     q = spec.build()
     target = copy.deepcopy(q)
     online_params, target_params = list(q.parameters()), list(target.parameters())
     peak_lr = recipe.stages[0].lr
     opt = torch.optim.Adam(q.parameters(), lr=peak_lr, foreach=True)  # one call for all tensors; the same numbers as the loop
-    env = gym.make("CartPole-v1")
     planned = recipe.epochs * 1000
     capacity, gamma, warmup = 50_000, 0.99, 1_000
     buf_obs = np.zeros((capacity, 4), np.float32)
@@ -77,10 +101,10 @@ def train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
     buf_act = np.zeros(capacity, np.int64)
     buf_rew = np.zeros(capacity, np.float32)
     buf_done = np.zeros(capacity, np.float32)
-    obs, _ = env.reset(seed=recipe.seed)
+    obs, _ = env.reset(seed=seed)
     best, best_state, note = -1.0, copy.deepcopy(q.state_dict()), ""
     step = 0
-    with progress.bar(f"train {spec.name} (CartPole-v1 steps, stops at a perfect checkpoint)", total=planned) as advance:
+    with progress.bar(f"train {spec.name} (CartPole-v1 steps, {label}, stops at a perfect checkpoint)", total=planned) as advance:
         while step < planned + EXTRA_STEPS and best < PERFECT:
             # Exploration decays over the first fifth; the learning rate falls linearly to a tenth.
             epsilon = max(0.02, 1.0 - step / (0.2 * planned))
@@ -120,10 +144,7 @@ def train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
                 note = f"selection return {score:.0f} (best {best:.0f})"
             if step <= planned:
                 advance(1, note)
-    env.close()
-    q.load_state_dict(best_state)
-    q.eval()
-    return q, {"val": best, "test": float(np.mean(episode_returns(torch_runner(q), EVAL_SEEDS))), "steps": step}
+    return best, best_state, step
 
 
 register(

@@ -66,6 +66,9 @@ def train_gan(spec: ModelSpec) -> tuple[nn.Module, dict]:
     steps = images.n_batches("train", recipe.batch_size, min_batch=recipe.batch_size)
     requests = load_digit_requests(spec.inputs[0].shape)
     best: tuple[float, dict] = (float("-inf"), {})
+    # An exponential moving average of the generator's weights (recipe.ema), the one scored and
+    # kept: it averages out the adversarial game's oscillation (as in Karras et al.'s GANs).
+    average = copy.deepcopy(generator) if recipe.ema is not None else None
     with progress.bar(f"train {spec.name} (adversarial)", total=epochs * steps) as advance:
         for epoch in range(epochs):
             generator.train()
@@ -84,14 +87,19 @@ def train_gan(spec: ModelSpec) -> tuple[nn.Module, dict]:
                 g_loss = bce(fake_logit, torch.ones(len(digit))) + ce(fake_class, digit)
                 g_loss.backward()
                 opt_g.step()
+                if average is not None:
+                    with torch.no_grad():
+                        torch._foreach_lerp_(list(average.parameters()), list(generator.parameters()), 1.0 - recipe.ema)
+                        torch._foreach_copy_(list(average.buffers()), list(generator.buffers()))
                 advance(1, f"epoch {epoch + 1}/{epochs} D {d_loss.item():.2f} G {g_loss.item():.2f} (best val {best[0]:.2f})")
             # Adversarial training does not converge to a point: where it stops is chance (one class
             # can be lost at epoch 270 and back at 280). Keep the generator that scores best on the
             # validation requests; the test requests stay unseen until the end.
             if (epoch + 1) % SELECT_EVERY == 0 or epoch + 1 == epochs:
-                val = _score(generator, requests, "val")
+                kept = average if average is not None else generator
+                val = _score(kept, requests, "val")
                 if val > best[0]:
-                    best = (val, copy.deepcopy(generator.state_dict()))
+                    best = (val, copy.deepcopy(kept.state_dict()))
     generator.load_state_dict(best[1])
     generator.eval()
     return generator, {"val": best[0], "test": _score(generator, requests, "test")}
@@ -133,13 +141,16 @@ register(
         # digits, 107 s).
         min_metric=5.5,
         tolerance=Tolerance(int8_metric_drop=0.5),
-        recipe=TrainRecipe(stages=(Stage(300, 2e-4),), batch_size=32),
+        # The generator kept is an average of its weights over about the last 200 steps (EMA
+        # 0.995, about 6 epochs). Measured on the tests' 100 epochs, one thread, an AMD EPYC, over
+        # training seeds 0-2: 6.09, 6.64, 6.85 with it, 5.77, 5.39, 5.79 without (the last missing
+        # the bar; 5.58, 5.65, 5.54 on an Intel Xeon at 2 threads); EMA 0.999 averaged over too
+        # long a past (4.13 for seed 0), and 60 epochs with EMA fell short (5.57 for seed 0).
+        recipe=TrainRecipe(stages=(Stage(300, 2e-4),), batch_size=32, ema=0.995),
         trainer=train_gan,
         # LiteRT loads the full-integer file only because the quantizer's per-axis dimension on the
-        # folded bias is repaired (quantize/litert_int8.py). The tests train 100 epochs: test 5.58,
-        # 5.65 and 5.54 over training seeds 0-2 (the full recipe 5.97), a thin margin; 150 epochs
-        # scored 5.49-5.84 (judged on 1 thread). Measured after the judge's first load stopped
-        # shifting torch's random stream (edgezoo/judge.py); before, seed 0 had scored 6.05.
-        small={"stages": (Stage(100, 2e-4),)},
+        # folded bias is repaired (quantize/litert_int8.py). One thread: trains in the test
+        # session's background beside its one-core work.
+        small={"stages": (Stage(100, 2e-4),), "threads": 1},
     )
 )

@@ -90,4 +90,4 @@ def _card(name: str, cell: str, layers: int, description: str, recipe: TrainReci
 register(_card("rnn", "rnn", 1, "Elman RNN (tanh), 64 hidden", TrainRecipe(stages=(Stage(150, 3e-3),), batch_size=16, weight_decay=1e-4),
                small={"build_kwargs": {"hidden": 32}}))
 register(_card("lstm", "lstm", 2, "2-layer LSTM, 64 hidden", TrainRecipe(stages=(Stage(300, 3e-3),), batch_size=16),
-               small={"build_kwargs": {"layers": 1}}))
+               small={"build_kwargs": {"layers": 1}, "threads": 1}))

@@ -82,6 +82,6 @@ register(
         metric_name="accuracy",
         min_metric=0.97,
         recipe=TrainRecipe(stages=(Stage(10, 2e-3),), batch_size=32, weight_decay=1e-4),
-        small={"build_kwargs": {"width": 32}, "input_shapes": [(1, 3, 32, 32)], "stages": (Stage(12, 3e-3),)},
+        small={"build_kwargs": {"width": 32}, "input_shapes": [(1, 3, 32, 32)], "stages": (Stage(12, 3e-3),), "threads": 1},
     )
 )
