@@ -83,14 +83,19 @@ def _static_qdq(ctx, fp32_path: Path, out_path: Path, keep_float: tuple[str, ...
         def get_next(self):
             return next(self._it, None)
 
+    from ..hostinfo import int8_sums_saturate
+
     # One calibration per fp32 file and export: accuracy-aware int8's trials reuse its ranges.
     cache = ctx.workdir / f"{fp32_path.stem}.ort-calibration.json"
+    # 7-bit weights where this CPU's U8S8 kernels add products in 16 bits (ORT's reduce_range,
+    # designed for that): with 8 the sums saturate and the file loses accuracy here.
+    reduce_range = int8_sums_saturate()
     with _preprocessed(ctx, fp32_path, symbolic_shapes=True) as prepped:
 
         def quantize(exclude):
             quantize_static(str(prepped), str(out_path), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-                            nodes_to_exclude=list(exclude), calibration_cache_path=cache)
+                            nodes_to_exclude=list(exclude), calibration_cache_path=cache, reduce_range=reduce_range)
 
         quantize(keep_float)
         unbounded = _unbounded_nodes(prepped, cache)
@@ -99,6 +104,8 @@ def _static_qdq(ctx, fp32_path: Path, out_path: Path, keep_float: tuple[str, ...
     kept = f", {len(keep_float)} layers kept float" if keep_float else ""
     if unbounded:
         kept += f", {len(unbounded)} nodes float around tensors calibration saw reach inf (an additive -inf mask)"
+    if reduce_range:
+        kept += ", weights within 7 bits (this x86 CPU has no VNNI: its uint8 x int8 sums saturate at 16 bits)"
     return f"static QDQ, per-channel int8 weights, uint8 activations, min/max over {len(feeds)} samples{kept}"
 
 

@@ -1,38 +1,39 @@
-"""One background worker of the test session: trains small variants into the session's checkpoint
-cache, at the lowest priority, taking each model in the order given unless another worker has
-claimed it. Run by tests/conftest.py, one worker per core:
+"""The test session's background worker: trains small variants into the session's checkpoint
+cache, at the lowest priority, in the order given, skipping any that is cached already or that
+another process (a test) is training at that moment. Run by tests/conftest.py:
 
-    python -I tests/background_training.py CLAIMS_DIR NAME...
+    python -I tests/background_training.py NAME...
 
-A claim is a file made with O_EXCL in CLAIMS_DIR, so two workers never train the same model (the
-second would only wait on edgezoo.train's lock, a core idle). A test that needs a checkpoint sooner
-waits on that lock and loads what the worker cached.
+A test that needs a checkpoint the worker is training waits on edgezoo.train's lock and loads what
+the worker cached; one the worker has not reached yet, the test trains itself.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import sys
-from pathlib import Path
 
 
-def claim(claims: Path, name: str) -> bool:
-    try:
-        os.close(os.open(claims / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return False
-    return True
-
-
-def main(claims: str, *names: str) -> int:
+def main(*names: str) -> int:
     os.nice(19)  # a core only when the tests leave one idle
-    from edgezoo import zoo
-    from edgezoo.train import trained_model
+    from edgezoo import paths, zoo
+    from edgezoo.train import cache_key, trained_model
 
     for name in names:
-        if claim(Path(claims), name):
-            print(f"training {name}", flush=True)
-            trained_model(zoo.get(name).small_variant())
+        spec = zoo.get(name).small_variant()
+        checkpoint = paths.checkpoint_path(spec.name, cache_key(spec))
+        if checkpoint.is_file():
+            continue
+        checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        with open(checkpoint.with_suffix(".lock"), "a") as lock:
+            try:  # only a peek: trained_model takes the lock itself
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a test is training it now
+            fcntl.flock(lock, fcntl.LOCK_UN)
+        print(f"training {name}", flush=True)
+        trained_model(spec)
     return 0
 
 

@@ -30,24 +30,29 @@ def _narrow(names, cores: int) -> list[str]:
 
 def _training_seconds() -> dict[str, float]:
     """Each model's small-variant training time as benchmarks/seeds.py measured it (median over the
-    stored runs): scheduling only, so a missing or unreadable file orders nothing."""
+    stored runs at the thread count its recipe names now, where there are any): scheduling only, so
+    a missing or unreadable file orders nothing."""
     import json
     import statistics
 
+    from edgezoo import zoo
+
     try:
         runs = json.loads((Path(__file__).parent.parent / "benchmarks" / "results" / "seeds.json").read_text())
-        by_model: dict[str, list[float]] = {}
+        by_model: dict[str, dict[bool, list[float]]] = {}
         for run in runs:
-            by_model.setdefault(run["model"], []).append(float(run["seconds"]))
+            if run["model"] in zoo.names():
+                same = run.get("threads") == zoo.get(run["model"]).small_variant().recipe.threads
+                by_model.setdefault(run["model"], {}).setdefault(same, []).append(float(run["seconds"]))
     except (OSError, ValueError, KeyError, TypeError):
         return {}
-    return {name: statistics.median(seconds) for name, seconds in by_model.items()}
+    return {name: statistics.median(kinds.get(True) or kinds[False]) for name, kinds in by_model.items()}
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Within each parametrized test over zoo models, the models trained in the background workers
-    come after the others, shortest training first (about the order the workers finish them, the
-    longest first): the workers train while the tests handle the models trained in the foreground.
+    """Within each parametrized test over zoo models, the models trained in the background worker
+    come after the others, shortest training first (the worker takes them longest first): the
+    worker trains while the tests handle the models trained in the foreground.
     Only positions held by such a test's cases change; every test still runs."""
     cores = len(os.sched_getaffinity(0))
     names = [item.callspec.params.get("name") for item in items if hasattr(item, "callspec")]
@@ -73,43 +78,37 @@ def pytest_collection_modifyitems(session, config, items):
 @pytest.fixture(scope="session", autouse=True)
 def narrow_recipes_train_alongside(edgezoo_home, request, tmp_path_factory):
     """The small variants whose recipes train on fewer threads than this machine has cores (the
-    one-thread recipes: the DQN's, and the small convolutional nets', which train about as fast on
-    one thread as on two) train in background processes from the session's start, one per core,
-    each taking the next unclaimed model in the order the tests first name them
-    (tests/background_training.py). The first tests convert and check files, about one core's
-    work, and the matrix's exports too: the workers fill the other core, and both while a test
-    waits for a checkpoint. A test that needs one sooner waits on edgezoo.train's lock and loads
-    it; one no worker has reached yet, it trains itself; a worker that fails leaves no checkpoint.
+    one-thread recipes: the DQN's, and the small convolutional nets', GAN's, diffusion model's and
+    LSTM's, which train about as fast on one thread as on two) train in a background worker from
+    the session's start (tests/background_training.py), longest first. The tests before the matrix
+    convert and check files, about one core's work: the worker has the other. The matrix takes the
+    same models shortest first (pytest_collection_modifyitems), so the tests train the short ones
+    themselves while the worker, coming from the other end, trains the long ones; neither trains
+    what the other is training. One worker, not one per core: two shared the tests' idle core and
+    the DQN, the longest, took 15 minutes instead of 6 (measured on a 2-core AMD EPYC).
     At the lowest priority (nice 19): at equal priority a one-thread training beside the tests'
     two-thread torch work stalled it (measured on 2 cores: the small GPT's training took 131 s
     beside it against 35 s alone; 39 s beside it at nice 19)."""
     cores = len(os.sched_getaffinity(0))
     named = dict.fromkeys(item.callspec.params["name"] for item in request.session.items
                           if hasattr(item, "callspec") and isinstance(item.callspec.params.get("name"), str))
-    # Longest first: the one that would finish last starts first (the DQN's 3-6 minutes).
     seconds = _training_seconds()
     narrow = sorted(_narrow(named, cores), key=lambda n: -seconds.get(n, 0.0))
     if not narrow:
         yield []
         return
-    folder = tmp_path_factory.mktemp("background-training")
-    (folder / "claims").mkdir()
+    log = tmp_path_factory.mktemp("background-training") / "log.txt"
     script = Path(__file__).parent / "background_training.py"
-    processes, logs = [], []
-    for worker in range(min(cores, len(narrow))):
-        logs.append(folder / f"worker-{worker}.txt")
-        with open(logs[-1], "w") as out:
-            # Isolated (-I) and from outside the source tree: its edgezoo/ folder is not the installed package.
-            processes.append(subprocess.Popen([sys.executable, "-I", str(script), str(folder / "claims"), *narrow], cwd=folder,
-                                              stdout=out, stderr=subprocess.STDOUT, env={**os.environ}))
+    with open(log, "w") as out:
+        # Isolated (-I) and from outside the source tree: its edgezoo/ folder is not the installed package.
+        process = subprocess.Popen([sys.executable, "-I", str(script), *narrow], cwd=log.parent, stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ})
     yield narrow
-    for process in processes:
-        if process.poll() is None:  # a session that never reached those models
-            process.kill()
+    if process.poll() is None:  # a session that never reached those models
+        process.kill()
     # Loud, not a silent fallback: a background run that broke would leave the tests to train in
     # the foreground, and the suite slower for no visible reason.
-    for process, log in zip(processes, logs):
-        assert process.wait() in (0, -signal.SIGKILL), f"background training of {narrow} failed: {log.read_text()[-2000:]}"
+    assert process.wait() in (0, -signal.SIGKILL), f"background training of {narrow} failed: {log.read_text()[-2000:]}"
 
 
 @pytest.fixture(scope="session", autouse=True)
