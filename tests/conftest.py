@@ -21,11 +21,22 @@ def edgezoo_home(tmp_path_factory):
     return home
 
 
-def _narrow(names, cores: int) -> list[str]:
-    """The zoo models among ``names`` whose small variants train on fewer threads than ``cores``."""
+def _model(item) -> str | None:
+    """The zoo model a parametrized test case names (its ``name`` parameter), if any."""
+    name = item.callspec.params.get("name") if hasattr(item, "callspec") else None
+    return name if isinstance(name, str) else None
+
+
+def _background_models(items) -> list[str]:
+    """The zoo models the collected tests name whose small variants train on fewer threads than
+    this machine has cores: the background worker's, longest training first."""
     from edgezoo import zoo
 
-    return [n for n in names if n in zoo.names() and (zoo.get(n).small_variant().recipe.threads or cores) < cores]
+    cores = len(os.sched_getaffinity(0))
+    seconds = _training_seconds()
+    named = dict.fromkeys(name for name in map(_model, items) if name in zoo.names())
+    narrow = [n for n in named if (zoo.get(n).small_variant().recipe.threads or cores) < cores]
+    return sorted(narrow, key=lambda n: -seconds.get(n, 0.0))
 
 
 def _training_seconds() -> dict[str, float]:
@@ -54,23 +65,15 @@ def pytest_collection_modifyitems(session, config, items):
     come after the others, shortest training first (the worker takes them longest first): the
     worker trains while the tests handle the models trained in the foreground.
     Only positions held by such a test's cases change; every test still runs."""
-    cores = len(os.sched_getaffinity(0))
-    names = [item.callspec.params.get("name") for item in items if hasattr(item, "callspec")]
-    narrow = set(_narrow(dict.fromkeys(n for n in names if isinstance(n, str)), cores))
-    if not narrow:
+    rank = {name: i for i, name in enumerate(reversed(_background_models(items)))}
+    if not rank:
         return
-    seconds = _training_seconds()
-
-    def model(item) -> str | None:
-        name = item.callspec.params.get("name") if hasattr(item, "callspec") else None
-        return name if isinstance(name, str) else None
-
     groups: dict = {}
     for index, item in enumerate(items):
-        if model(item) is not None:
+        if _model(item) is not None:
             groups.setdefault((item.path, item.originalname), []).append(index)
     for indices in groups.values():
-        group = sorted((items[i] for i in indices), key=lambda item: (model(item) in narrow, seconds.get(model(item), 0.0) if model(item) in narrow else 0.0))
+        group = sorted((items[i] for i in indices), key=lambda item: (_model(item) in rank, rank.get(_model(item), 0)))
         for i, item in zip(indices, group):
             items[i] = item
 
@@ -84,16 +87,13 @@ def narrow_recipes_train_alongside(edgezoo_home, request, tmp_path_factory):
     convert and check files, about one core's work: the worker has the other. The matrix takes the
     same models shortest first (pytest_collection_modifyitems), so the tests train the short ones
     themselves while the worker, coming from the other end, trains the long ones; neither trains
-    what the other is training. One worker, not one per core: two shared the tests' idle core and
-    the DQN, the longest, took 15 minutes instead of 6 (measured on a 2-core AMD EPYC).
+    what the other is training. One worker, not one per core: two shared the tests' idle core, and
+    the DQN, the longest, took 15 minutes in one of them; 11.5 alone in the worker (measured on a
+    2-core AMD EPYC, where its seed needs 115,000 steps).
     At the lowest priority (nice 19): at equal priority a one-thread training beside the tests'
     two-thread torch work stalled it (measured on 2 cores: the small GPT's training took 131 s
     beside it against 35 s alone; 39 s beside it at nice 19)."""
-    cores = len(os.sched_getaffinity(0))
-    named = dict.fromkeys(item.callspec.params["name"] for item in request.session.items
-                          if hasattr(item, "callspec") and isinstance(item.callspec.params.get("name"), str))
-    seconds = _training_seconds()
-    narrow = sorted(_narrow(named, cores), key=lambda n: -seconds.get(n, 0.0))
+    narrow = _background_models(request.session.items)
     if not narrow:
         yield []
         return
