@@ -10,27 +10,25 @@ from pathlib import Path
 from .manifest import Host
 
 
-def host() -> Host:
-    cpu = platform.processor() or ""
+def _cpuinfo(*keys: str) -> str | None:
+    """The value of the first /proc/cpuinfo line that starts with one of ``keys`` (None if none)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+            if line.startswith(keys):
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
+    return None
+
+
+def host() -> Host:
+    cpu = _cpuinfo("model name") or platform.processor() or ""
     return Host(platform.machine(), platform.system(), cpu, os.cpu_count())
 
 
 def cpu_flags() -> set[str]:
-    """The CPU's feature flags as /proc/cpuinfo lists them (empty where there is none)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
+    """The CPU's feature flags as /proc/cpuinfo lists them (x86's flags, ARM's Features; empty where there is none)."""
+    return set((_cpuinfo("flags", "Features") or "").split())
 
 
 def int8_sums_saturate() -> bool:
