@@ -92,9 +92,10 @@ def main() -> int:
                 RESULTS.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
                 print(name, "ok" if not failed else failed, flush=True)
     from edgezoo.report import replace_block
+    from edgezoo.fileio import write_text_atomic
 
     table = render(stored)
-    README.write_text(replace_block(README.read_text(), BEGIN, END, table))
+    write_text_atomic(README, replace_block(README.read_text(), BEGIN, END, table))
     print(table)
     return 1 if failed else 0
 

@@ -134,9 +134,10 @@ def main() -> int:
                 RESULTS.write_text(json.dumps(entries, indent=1) + "\n")
                 print(render([entry]), flush=True)
     from edgezoo.report import replace_block
+    from edgezoo.fileio import write_text_atomic
 
     body = render(load())
-    README.write_text(replace_block(README.read_text(), BEGIN, END, body))
+    write_text_atomic(README, replace_block(README.read_text(), BEGIN, END, body))
     print(body)
     return 0
 

@@ -203,9 +203,10 @@ def main() -> int:
     if args.host:
         measure_host()
     from edgezoo.report import replace_block
+    from edgezoo.fileio import write_text_atomic
 
     table = render()
-    README.write_text(replace_block(README.read_text(), BEGIN, END, table))
+    write_text_atomic(README, replace_block(README.read_text(), BEGIN, END, table))
     print(table)
     return 0
 

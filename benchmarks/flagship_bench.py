@@ -105,9 +105,10 @@ def render() -> str:
 
 def write_readme() -> str:
     from edgezoo.report import replace_block
+    from edgezoo.fileio import write_text_atomic
 
     body = render()
-    README.write_text(replace_block(README.read_text(), BEGIN, END, body))
+    write_text_atomic(README, replace_block(README.read_text(), BEGIN, END, body))
     return body
 
 

@@ -124,10 +124,11 @@ def main() -> int:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(entries, indent=1) + "\n")
     from edgezoo.report import replace_block
+    from edgezoo.fileio import write_text_atomic
 
     text = README.read_text()
     if BEGIN in text:  # the README shows the block once it holds a measured run
-        README.write_text(replace_block(text, BEGIN, END, render(entries)))
+        write_text_atomic(README, replace_block(text, BEGIN, END, render(entries)))
     print(render(entries))
     return 0 if card_choices_keep_their_bound(entries) else 1
 

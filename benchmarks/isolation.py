@@ -73,8 +73,9 @@ def main() -> int:
         RESULTS.parent.mkdir(parents=True, exist_ok=True)
         RESULTS.write_text(json.dumps(results, indent=1) + "\n")
     from edgezoo.report import replace_block
+    from edgezoo.fileio import write_text_atomic
 
-    README.write_text(replace_block(README.read_text(), BEGIN, END, render(results)))
+    write_text_atomic(README, replace_block(README.read_text(), BEGIN, END, render(results)))
     print(render(results))
     return 0
 

@@ -85,10 +85,11 @@ def main() -> int:
         RESULTS.write_text(json.dumps([stored[n] for n in sorted(stored)], indent=1) + "\n")
     entries = [stored[n] for n in sorted(stored)]
     from edgezoo.report import replace_block
+    from edgezoo.fileio import write_text_atomic
 
     text = README.read_text()
     if BEGIN in text:
-        README.write_text(replace_block(text, BEGIN, END, render(entries)))
+        write_text_atomic(README, replace_block(text, BEGIN, END, render(entries)))
     print(render(entries))
     return 0
 

@@ -22,11 +22,12 @@ def blocks() -> dict[tuple[str, str], str]:
 
 def main() -> int:
     from edgezoo.report import replace_block
+    from edgezoo.fileio import write_text_atomic
 
     text = README.read_text()
     for (begin, end), body in blocks().items():
         text = replace_block(text, begin, end, body)
-    README.write_text(text)
+    write_text_atomic(README, text)
     return 0
 
 

@@ -119,10 +119,11 @@ def _store(entry: dict) -> None:
 def _write_readme() -> list[dict]:
     """Renders what is stored (read under the lock: another run may have stored more)."""
     from edgezoo.report import replace_block
+    from edgezoo.fileio import write_text_atomic
 
     with _locked():
         entries = json.loads(RESULTS.read_text()) if RESULTS.exists() else []
-        README.write_text(replace_block(README.read_text(), BEGIN, END, render(entries)))
+        write_text_atomic(README, replace_block(README.read_text(), BEGIN, END, render(entries)))
     return entries
 
 

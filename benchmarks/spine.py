@@ -112,8 +112,9 @@ def render(results: dict) -> str:
 
 def update_readme(results: dict) -> None:
     from edgezoo.report import replace_block
+    from edgezoo.fileio import write_text_atomic
 
-    README.write_text(replace_block(README.read_text(), BEGIN, END, render(results)))
+    write_text_atomic(README, replace_block(README.read_text(), BEGIN, END, render(results)))
 
 
 def main() -> int:

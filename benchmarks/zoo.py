@@ -82,8 +82,9 @@ def main() -> int:
                 RESULTS.write_text(json.dumps([stored[n].to_dict() for n in sorted(stored)], indent=1) + "\n")
         manifests = [stored[n] for n in sorted(stored) if n in zoo.names()]
     from edgezoo.report import replace_block
+    from edgezoo.fileio import write_text_atomic
 
-    README.write_text(replace_block(README.read_text(), BEGIN, END, render(manifests)))
+    write_text_atomic(README, replace_block(README.read_text(), BEGIN, END, render(manifests)))
     print(render(manifests))
     return 0 if all(m.ok for m in manifests) else 1
 
