@@ -89,6 +89,7 @@ class Model:
         self.inputs = [(i.name, [d if isinstance(d, int) and d >= 0 else None for d in i.shape], ONNX_TYPES.get(i.type, "float32"))
                        for i in sess.get_inputs()]
         self.output_units = [None] * len(sess.get_outputs())
+        self.quantization = {"inputs": [None] * len(names), "outputs": list(self.output_units)}
         self.run = lambda inputs: sess.run(None, dict(zip(names, inputs)))
 
     def _init_litert(self, threads: int, delegates: bool) -> None:
@@ -106,6 +107,10 @@ class Model:
         self.inputs = [(n, [int(x) if x >= 0 else None for x in d.get("shape_signature", d["shape"])],
                         "float32" if is_quantized(d) else np.dtype(d["dtype"]).name) for n, d in ins.items()]
         self.output_units = [float(d["quantization"][0]) if is_quantized(d) else None for d in outs.values()]
+        # What an app on the device feeds and reads: each quantized tensor's dtype, scale and zero point.
+        q = lambda d: {"dtype": np.dtype(d["dtype"]).name, "scale": float(d["quantization"][0]), "zero_point": int(d["quantization"][1])} \
+            if is_quantized(d) else None
+        self.quantization = {"inputs": [q(d) for d in ins.values()], "outputs": [q(d) for d in outs.values()]}
 
         def run(inputs):
             feed = {n: quantize(x, ins[n]["dtype"], *ins[n]["quantization"]) for n, x in zip(self.input_names, inputs)}
@@ -120,6 +125,32 @@ def in_order(details: dict) -> dict:
     (alphabetically: args_10 before args_2, or a model's own names), its tensors' indices keep
     the order the converter was given them in."""
     return dict(sorted(details.items(), key=lambda item: item[1]["index"]))
+
+
+def compare(expected: list, got: list, units: list) -> dict:
+    """How far ``got`` is from ``expected``, output by output: in quantization steps where the
+    output is stored quantized (``units``: its step, else None), else relative to the largest
+    expected value. ``ok``: within one step and 1e-4 relative (NaN where NaN was expected counts
+    as equal)."""
+    worst_units = worst_rel = 0.0
+    for k, (a, b) in enumerate(zip(expected, got)):
+        a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+        if a.shape != b.shape:
+            return {"ok": False, "why": f"output {k}: shape {list(b.shape)}, expected {list(a.shape)}"}
+        same = (a == b) | (np.isnan(a) & np.isnan(b))
+        d = float(np.nan_to_num(np.where(same, 0.0, np.abs(a - b)), nan=np.inf).max()) if a.size else 0.0
+        if units[k]:
+            worst_units = max(worst_units, d / units[k])
+        else:
+            scale = float(np.nan_to_num(np.abs(a), nan=0.0, posinf=0.0, neginf=0.0).max()) if a.size else 0.0
+            worst_rel = max(worst_rel, d / scale if scale > 0 else (0.0 if d == 0 else float("inf")))
+    if len(expected) != len(got):
+        return {"ok": False, "why": f"{len(got)} outputs, expected {len(expected)}"}
+    ok = worst_units <= UNIT_BOUND + 1e-6 and worst_rel <= REL_BOUND
+    return {"ok": ok, "max_units": worst_units, "max_rel": worst_rel}
+
+
+UNIT_BOUND, REL_BOUND = 1.0, 1e-4   # within one quantization step; 1e-4 of the largest float output
 
 
 def runtime_versions() -> dict:
@@ -173,6 +204,7 @@ def run_job(job_path: str) -> None:
                     saved[f"s{s}_o{o}"] = np.asarray(y)
             said["run_s"] = round(time.perf_counter() - started, 3)
             said["output_units"] = model.output_units
+            said["quantization"] = model.quantization
             np.savez(item["out"], **saved)
             said["status"] = "ok"
         except Exception as exc:  # the runtime's refusal is the row's result, not the job's end

@@ -84,6 +84,22 @@ def _cmd_verify(args) -> int:
     return 0
 
 
+def _cmd_bundle(args) -> int:
+    from .devices.bundle import check_target, make_bundle
+
+    check_target(args.target)  # before any export
+    paths = _paths_or_model(args, "an export folder")
+    if len(paths) != 1:
+        raise BadInput(f"pass one export folder (or --model NAME), not {len(paths)}: {', '.join(paths)}")
+    result = make_bundle(paths[0], args.target, out=args.out, samples=args.samples, timeout=args.timeout)
+    b = result.bundle
+    for a in b.artifacts:
+        print(f"  {a.file:32s} {a.format:6s} {a.precision:5s} {a.bytes / 1e6:8.2f} MB  {a.runtime}")
+    print(f"bundle for {b.title}: {result.out} ({len(b.files) + 1} files; on the device: python run.py check)")
+    print(f"the device needs: {b.runtimes}")
+    return 0
+
+
 def _paths_or_model(args, what: str) -> list[str]:
     """PATH arguments, plus --model's export folder (exported first when needed)."""
     paths = list(args.paths)
@@ -294,6 +310,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="where verify.json and verify.md go (default: the export folder, else edgezoo-verify)")
     p.add_argument("--timeout", type=float, default=DEFAULT_STEP_TIMEOUT_S, metavar="SECONDS", help="limit for each file on each side")
     p.set_defaults(func=_cmd_verify)
+
+    p = sub.add_parser("bundle", help="a folder that runs on the device with nothing but its runtime: files, run.py, samples and their expected outputs")
+    p.add_argument("paths", nargs="*", metavar="EXPORT_DIR", help="an export folder")
+    p.add_argument("--model", default=None, help="a zoo model (or PATH.py:NAME): its export folder, exported with int8 first when needed")
+    p.add_argument("--input", action="append", default=None, metavar="NAME:SHAPE[:DTYPE[:LOW-HIGH]]", help="with --model PATH.py:NAME: its inputs, as for export")
+    p.add_argument("--init-args", default=None, metavar="JSON", help="with --model PATH.py:NAME: its keyword arguments, as for export")
+    p.add_argument("--input-shape", action="append", default=None, help="with --model: input shape, batch first, as for export")
+    p.add_argument("--target", required=True, help="rpi (.tflite and .onnx, fp32 and int8) or android (.tflite)")
+    p.add_argument("--out", default=None, help="the bundle's folder (default: the export folder's name with -TARGET, beside it)")
+    p.add_argument("--samples", type=int, default=3, help="seeded sample inputs, with each file's expected outputs (default 3)")
+    p.add_argument("--timeout", type=float, default=DEFAULT_STEP_TIMEOUT_S, metavar="SECONDS", help="limit for each file's run on this host")
+    p.set_defaults(func=_cmd_bundle)
 
     p = sub.add_parser("report", help="show an export folder's manifest, its benchmarks and its arm64 verification")
     p.add_argument("folder", metavar="DIR")

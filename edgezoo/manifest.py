@@ -25,6 +25,25 @@ class FileEntry:
 
 
 @dataclass
+class ImagePreprocess:
+    """How a picture becomes this image input, as data (what a device bundle's `run.py classify`
+    and an app on the device do): decode, take ``color``, shrink to ``source_size`` when the
+    training data was made at that size, resize (``resize``) to the input's height and width,
+    multiply by ``scale``, subtract ``mean`` and divide by ``std`` per channel, lay out as
+    ``layout``."""
+
+    layout: str                       # "NCHW" or "NHWC"
+    color: str                        # "grayscale" (replicated over the input's channels) or "rgb"
+    resize: str                       # "bilinear"
+    scale: float                      # pixel value (0-255) times this
+    mean: list[float]
+    std: list[float]
+    source_size: list[int] | None = None   # [height, width] the training images were at before resizing
+    foreground: str | None = None          # "bright on dark": invert dark-on-light pictures
+    note: str | None = None
+
+
+@dataclass
 class InputEntry:
     name: str
     shape: list[int]
@@ -32,6 +51,7 @@ class InputEntry:
     # The values the model expects, [low, high) (high exclusive for integers): what seeded test
     # inputs are drawn from when a file is checked away from its data (edgezoo verify).
     value_range: list[float] | None = None
+    image: ImagePreprocess | None = None    # an image input's preprocessing, where the task data states it
 
 
 @dataclass
@@ -224,6 +244,7 @@ class Manifest:
     pruning: Pruning | None = None     # --prune: what was removed, and what it cost
     int8_bound: Int8Bound | None = None  # with --int8: what the int8 rows were held to
     qat: Qat | None = None             # --qat: the quantization-aware fine-tuning the int8 files come from
+    labels: list[str] | None = None    # a classifier's class names, by output index, where the task data has them
     schema_version: int = SCHEMA_VERSION
 
     def artifact(self, fmt: str, precision: str) -> Artifact | None:

@@ -327,7 +327,8 @@ def export(
             dataset=spec.dataset,
             weights=weights_source,
             weights_sha256=weights_sha256,
-            inputs=[InputEntry(i.name, list(i.shape), i.dtype, list(i.value_range)) for i in spec.inputs],
+            inputs=[InputEntry(i.name, list(i.shape), i.dtype, list(i.value_range), data.image if data is not None and k == 0 else None)
+                    for k, i in enumerate(spec.inputs)],
             reference=manifest_types.Reference(
                 framework="torch",
                 metric_name=spec.metric_name,
@@ -353,6 +354,7 @@ def export(
             pruning=pruning,
             int8_bound=int8_bound,
             qat=qat_entry,
+            labels=list(data.labels) if data is not None and data.labels else None,
         )
         write_text_atomic(out_dir / outdir.MANIFEST, manifest.to_json())
         claim.finished()

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..manifest import ImagePreprocess
 from ..metrics import METRICS, Metric
 
 Batch = tuple[tuple[torch.Tensor, ...], torch.Tensor]
@@ -78,6 +79,8 @@ class TaskData:
     baseline: tuple[str, float] | None = None   # (what, its metric on the test split): what the model must beat
     rollout: Rollout | None = None
     min_train_batch: int = 2    # batch norm cannot normalise one sample; a one-graph task trains on 1
+    labels: tuple[str, ...] | None = None        # class names by output index (a classifier's)
+    image: "ImagePreprocess | None" = None       # how a picture becomes the first input (an image task's)
     # (outputs, targets) -> value, for a metric a model of the task judges (generated digits
     # scored by the zoo's cnn): the metric table names the metric, the task brings the judge.
     score: Callable[[np.ndarray, np.ndarray], float] | None = None

@@ -6,7 +6,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..manifest import ImagePreprocess
 from .base import TaskData, split_indices
+
+DIGIT_LABELS = tuple(str(d) for d in range(10))
 
 
 def load_digits_images(input_shape: tuple[int, ...], seed: int = 1234) -> TaskData:
@@ -34,6 +37,10 @@ def load_digits_images(input_shape: tuple[int, ...], seed: int = 1234) -> TaskDa
         raw={k: images[v] for k, v in idx.items()},
         targets={k: labels[v] for k, v in idx.items()},
         make_inputs=make_inputs,
+        labels=DIGIT_LABELS,
+        image=ImagePreprocess(layout="NCHW", color="grayscale", resize="bilinear", scale=1 / 255, mean=[0.0] * channels,
+                              std=[1.0] * channels, source_size=[8, 8], foreground="bright on dark",
+                              note="scikit-learn's 8x8 digit scans: a centred digit filling the frame"),
     )
 
 
@@ -51,7 +58,7 @@ def load_digits_rows(input_shape: tuple[int, ...], seed: int = 1234) -> TaskData
     linear = LogisticRegression(max_iter=2000).fit(flat["train"], images.targets["train"])
     baseline = float(linear.score(flat["test"], images.targets["test"]))
     return TaskData(name="digits rows", raw=images.raw, targets=images.targets, make_inputs=make_inputs,
-                    baseline=("logistic regression on the pixels", baseline))
+                    baseline=("logistic regression on the pixels", baseline), labels=DIGIT_LABELS)
 
 
 def load_digit_requests(input_shape: tuple[int, ...], seed: int = 4321) -> TaskData:

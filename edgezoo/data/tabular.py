@@ -29,4 +29,5 @@ def _load(name: str, seed: int) -> TaskData:
             batch = batch + torch.from_numpy(rng.normal(0, 0.05, raw.shape).astype(np.float32))
         return (batch,)
 
-    return TaskData(name=name, raw={k: x[v] for k, v in idx.items()}, targets={k: y[v] for k, v in idx.items()}, make_inputs=make_inputs)
+    return TaskData(name=name, raw={k: x[v] for k, v in idx.items()}, targets={k: y[v] for k, v in idx.items()}, make_inputs=make_inputs,
+                    labels=tuple(str(n) for n in bunch.target_names))

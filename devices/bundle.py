@@ -1,0 +1,257 @@
+"""`edgezoo bundle`: a folder that runs on the device with nothing but its runtime.
+
+From an export folder (its manifest and files, each checked against the manifest's sha256): the
+target's artifacts, `run.py` and `portable.py` (numpy and the runtime only), `bundle.json` (what is
+there: files and hashes, the inputs and their preprocessing as data, each file's quantization,
+labels), a few seeded sample inputs and, per file, the outputs this host's runtime gives for them,
+which `run.py check` on the device compares with (fp32 within 1e-4 relative, int8 within one
+quantization step).
+
+The expected outputs come from the same `portable.py` the device runs, in a child process (the
+house's wall: a runtime that dies fails the bundle in one line, not edgezoo). The bundle is built
+in a staging folder beside ``out`` and renamed into place: a stopped run leaves no half bundle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import BadInput, one_line
+from ..fileio import sha256_file, write_text_atomic
+from ..manifest import Artifact, InputEntry, Manifest, read_manifest
+from . import portable
+
+BUNDLE_VERSION = 1
+BUNDLE_FILE = "bundle.json"
+RUNTIME_OF = {"onnx": "onnxruntime", "tflite": "litert"}
+
+
+@dataclass(frozen=True)
+class BundleTarget:
+    name: str
+    title: str
+    formats: tuple[str, ...]
+    runtimes: str          # what the device needs, as a pip line
+
+
+TARGETS = {
+    "rpi": BundleTarget("rpi", "Raspberry Pi (64-bit OS) or another ARM Linux board", ("tflite", "onnx"),
+                        "pip install numpy ai-edge-litert onnxruntime (either runtime alone runs its own files)"),
+    "android": BundleTarget("android", "Android (an app's assets; run.py where the phone has Python)", ("tflite",),
+                            "the app's LiteRT (com.google.ai.edge.litert); for run.py: pip install numpy ai-edge-litert"),
+}
+
+
+@dataclass
+class BundleArtifact:
+    file: str
+    format: str
+    precision: str
+    runtime: str
+    bytes: int
+    sha256: str
+    expected: str                       # the .npz of expected outputs, s{sample}_o{output}
+    output_units: list[float | None]    # each output's quantization step where the file stores it quantized
+    quantization: dict[str, typing.Any] # inputs/outputs: dtype, scale and zero point of each quantized tensor
+    scheme: str | None = None
+    metric: float | None = None         # the export's held-out metric for this file
+    host_latency_ms: float | None = None
+
+
+@dataclass
+class Bundle:
+    target: str
+    title: str
+    model: str
+    description: str
+    task: str
+    inputs: list[InputEntry]
+    samples: int
+    samples_file: str
+    artifacts: list[BundleArtifact]
+    files: list[dict[str, typing.Any]]  # every file of the bundle but bundle.json: path, bytes, sha256
+    runtimes: str
+    made_on: str
+    made_by: str
+    labels: list[str] | None = None
+    metric_name: str | None = None
+    torch_metric: float | None = None
+    bundle_version: int = BUNDLE_VERSION
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BundleResult:
+    out: Path
+    bundle: Bundle
+
+
+def check_target(target: str) -> BundleTarget:
+    known = {**TARGETS, "mcu": None}
+    if target not in known:
+        from ..errors import did_you_mean
+
+        raise BadInput(f"--target {target!r}: {did_you_mean(target, list(known))}pass one of {', '.join(known)}")
+    if target == "mcu":
+        raise BadInput("--target mcu is not built yet: bundles for rpi and android are (TensorFlow Lite Micro arrays come next)")
+    return TARGETS[target]
+
+
+def make_bundle(source: str | Path, target: str, out: str | Path | None = None, samples: int = 3, timeout: float = 300.0) -> BundleResult:
+    """The bundle of the export folder ``source`` for ``target``, written to ``out`` (default:
+    ``source``-``target`` beside it)."""
+    spec = check_target(target)
+    if samples < 1:
+        raise BadInput(f"--samples {samples}: pass at least 1")
+    source = Path(source)
+    manifest_path = source / "manifest.json"
+    if not manifest_path.is_file():
+        raise BadInput(f"{str(source)!r} holds no manifest.json: pass an export folder (edgezoo export --model NAME --int8 makes one), or --model NAME")
+    manifest = read_manifest(manifest_path)
+    chosen = [a for a in manifest.artifacts if a.format in spec.formats and a.ok]
+    if not chosen:
+        made = ", ".join(f"{a.format} {a.precision} ({a.status})" for a in manifest.artifacts) or "nothing"
+        raise BadInput(f"{str(source)!r} has no checked {' or '.join(spec.formats)} file for --target {target} (it holds {made}): "
+                       f"export with --formats {','.join(spec.formats)}")
+    for a in chosen:
+        _check_hashes(source, a)
+    out = Path(out) if out is not None else source.parent / f"{source.name}-{target}"
+    if out.resolve() == source.resolve():
+        raise BadInput(f"--out {str(out)!r} is the export folder itself: pass another folder for the bundle")
+    _refuse_foreign(out)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would stay the bundle's
+    try:
+        bundle = _build(staging, source, manifest, chosen, spec, samples, timeout)
+        _swap_into_place(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return BundleResult(out, bundle)
+
+
+def _check_hashes(source: Path, a: Artifact) -> None:
+    for entry in a.files or []:
+        path = source / entry.path
+        if Path(entry.path).is_absolute() or ".." in Path(entry.path).parts:
+            raise BadInput(f"manifest in {str(source)!r} names {entry.path!r}, outside its folder: export again")
+        if not path.is_file():
+            raise BadInput(f"{str(path)!r} is missing (the manifest lists it): export again")
+        if sha256_file(path) != entry.sha256:
+            raise BadInput(f"{str(path)!r} changed since its export (sha256 differs from the manifest's): export again")
+
+
+def _refuse_foreign(out: Path) -> None:
+    """``out`` may be new, empty, or an earlier bundle (which this one replaces); anything else is the user's."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise BadInput(f"--out {str(out)!r} is a file: pass a folder for the bundle")
+    entries = list(out.iterdir())
+    if entries and not (out / BUNDLE_FILE).is_file():
+        raise BadInput(f"--out {str(out)!r} holds files that are not an edgezoo bundle: pass a new or empty folder")
+    if entries:
+        try:
+            listed = {f["path"] for f in json.loads((out / BUNDLE_FILE).read_text())["files"]} | {BUNDLE_FILE}
+        except (OSError, ValueError, KeyError, TypeError):
+            raise BadInput(f"--out {str(out)!r} has a bundle.json edgezoo cannot read: pass a new or empty folder") from None
+        extra = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file() and str(p.relative_to(out)) not in listed)
+        if extra:
+            raise BadInput(f"--out {str(out)!r} holds files its bundle does not list ({', '.join(extra[:3])}): move them, or pass another folder")
+
+
+def _swap_into_place(staging: Path, out: Path) -> None:
+    old = None
+    if out.exists():
+        old = out.parent / f".{out.name}.old-{os.getpid()}"
+        os.replace(out, old)
+    os.replace(staging, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _build(staging: Path, source: Path, manifest: Manifest, chosen: list[Artifact], spec: BundleTarget, samples: int, timeout: float) -> Bundle:
+    from .. import progress, __version__
+    from ..hostinfo import host
+    from ..verify import run_job
+
+    for a in chosen:
+        for entry in a.files:
+            shutil.copyfile(source / entry.path, staging / entry.path)
+    shutil.copyfile(source / "manifest.json", staging / "manifest.json")
+    here = Path(__file__).parent
+    shutil.copyfile(here / "portable.py", staging / "portable.py")
+    shutil.copyfile(here / "bundle_run.py", staging / "run.py")
+
+    declared = [(i.name, i.shape, i.dtype, *([i.value_range] if i.value_range else [])) for i in manifest.inputs]
+    feeds = {f"s{s}_i{k}": x for s in range(samples) for k, x in enumerate(portable.seeded_inputs(declared, seed=s))}
+    np.savez(staging / "samples.npz", **feeds)
+
+    (staging / "expected").mkdir()
+    with tempfile.TemporaryDirectory(prefix="edgezoo-bundle-") as tmp:
+        items = [{"id": f"f{k}", "path": str(staging / a.path), "runtime": RUNTIME_OF[a.format], "samples": samples,
+                  "inputs": None, "shapes": None, "feeds": str(staging / "samples.npz"), "out": str(Path(tmp) / f"f{k}.npz")}
+                 for k, a in enumerate(chosen)]
+        cmd = [sys.executable, str(here / "portable.py")]
+        with progress.bar(f"bundle {manifest.model} for {spec.name}: expected outputs", total=len(items)) as advance:
+            said, _ = run_job(cmd, {**os.environ, "PYTHONPATH": ""}, items, Path(tmp), timeout, lambda n: advance(n))
+        rows = []
+        for item, a in zip(items, chosen):
+            result = said.get(item["id"], {"status": "failed", "error": "not run"})
+            if result["status"] != "ok":
+                raise BadInput(f"{a.path} does not run in {item['runtime']} on this host ({one_line(result.get('error', ''))}): export again, or bundle without it")
+            expected = f"expected/{Path(a.path).name}.npz"
+            with np.load(item["out"]) as stored:
+                np.savez(staging / expected, **{k: stored[k] for k in stored.files if "_o" in k})
+            rows.append(BundleArtifact(a.path, a.format, a.precision, item["runtime"], a.bytes or 0, a.sha256 or "", expected,
+                                       result["output_units"], result.get("quantization") or {}, a.scheme, a.metric, a.latency_ms))
+
+    if manifest.labels:
+        (staging / "labels.txt").write_text("\n".join(manifest.labels) + "\n")
+    files = [{"path": str(p.relative_to(staging)), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+             for p in sorted(staging.rglob("*")) if p.is_file()]
+    notes = []
+    if any(a.precision == "int8" and a.format == "onnx" for a in chosen) and _saturating_host():
+        notes.append("expected outputs of the ONNX int8 files were made on an x86 CPU without VNNI, whose uint8 x int8 kernels "
+                     "saturate: a device that does not saturate can differ beyond one step where a file keeps 8-bit weights")
+    bundle = Bundle(spec.name, spec.title, manifest.model, manifest.description, manifest.task, manifest.inputs, samples, "samples.npz",
+                    rows, files, spec.runtimes, f"{host().cpu} ({host().machine})", f"edgezoo {__version__}",
+                    labels=manifest.labels, metric_name=manifest.reference.metric_name, torch_metric=manifest.reference.metric, notes=notes)
+    write_text_atomic(staging / BUNDLE_FILE, json.dumps(dataclasses.asdict(bundle), indent=1) + "\n")
+    return bundle
+
+
+def _saturating_host() -> bool:
+    from ..hostinfo import int8_sums_saturate
+
+    return int8_sums_saturate()
+
+
+def read_bundle(folder: str | Path) -> Bundle:
+    from .. import typed
+
+    path = Path(folder) / BUNDLE_FILE
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise BadInput(f"{str(path)!r} cannot be read ({exc}): pass a folder edgezoo bundle made") from None
+    if not isinstance(data, dict) or data.get("bundle_version") != BUNDLE_VERSION:
+        raise BadInput(f"{str(path)!r} is not a version {BUNDLE_VERSION} edgezoo bundle: make it again with this edgezoo")
+    try:
+        return typed.build(Bundle, data)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise BadInput(f"{str(path)!r} does not follow the bundle format ({exc}): make it again") from None

@@ -1,0 +1,156 @@
+"""`edgezoo bundle`: a folder that runs on the device with numpy and one runtime, and reproduces the
+outputs recorded when it was made (fp32 within 1e-4 relative, int8 within one quantization step),
+in a clean venv on this host and in the aarch64 builds under QEMU."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import venv
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgezoo.devices.bundle import read_bundle
+
+needs_qemu = pytest.mark.skipif(not (shutil.which("qemu-aarch64-static") or shutil.which("qemu-aarch64")),
+                                reason="qemu-user-static is not installed (.ci/run installs it with apt-get where it can)")
+
+
+@pytest.fixture(scope="module")
+def cnn_bundles(zoo_export, tmp_path_factory):
+    """The small cnn's export, bundled for rpi and android."""
+    from edgezoo.cli import main
+
+    spec, result = zoo_export("cnn")
+    root = tmp_path_factory.mktemp("bundles")
+    for target in ("rpi", "android"):
+        assert main(["bundle", str(result.out_dir), "--target", target, "--out", str(root / target)]) == 0
+    return result, root
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_bundle_holds_the_targets_files_hashes_preprocessing_and_labels(cnn_bundles):
+    result, root = cnn_bundles
+    ok = {(a.format, a.precision): a for a in result.manifest.artifacts if a.ok}
+    for target, formats in (("rpi", {"onnx", "tflite"}), ("android", {"tflite"})):
+        bundle = read_bundle(root / target)
+        assert {(a.format, a.precision) for a in bundle.artifacts} == {k for k in ok if k[0] in formats}
+        for a in bundle.artifacts:
+            assert a.sha256 == ok[a.format, a.precision].sha256 == _sha256(root / target / a.file)
+        listed = {f["path"]: f["sha256"] for f in bundle.files}
+        on_disk = {str(p.relative_to(root / target)) for p in (root / target).rglob("*") if p.is_file()} - {"bundle.json"}
+        assert set(listed) == on_disk and all(_sha256(root / target / p) == h for p, h in listed.items())
+        assert {"run.py", "portable.py", "manifest.json", "samples.npz", "labels.txt"} <= on_disk
+        assert (root / target / "labels.txt").read_text().split() == [str(d) for d in range(10)]
+        image = bundle.inputs[0].image
+        assert image is not None and image.layout == "NCHW" and image.scale == pytest.approx(1 / 255) and image.source_size == [8, 8]
+        tflite_int8 = next(a for a in bundle.artifacts if (a.format, a.precision) == ("tflite", "int8"))
+        # A full-integer file: what an app must feed and read, as data.
+        assert tflite_int8.quantization["inputs"][0]["dtype"] == "int8" and tflite_int8.quantization["inputs"][0]["scale"] > 0
+        assert tflite_int8.output_units[0] == pytest.approx(tflite_int8.quantization["outputs"][0]["scale"])
+
+
+def test_check_in_a_clean_venv_with_numpy_and_litert_only(cnn_bundles, tmp_path):
+    """No edgezoo, torch or onnxruntime there: the .tflite files are checked, the .onnx ones
+    skipped with the pip line that would run them; a changed expected output fails loudly."""
+    result, root = cnn_bundles
+    env_dir = tmp_path / "device-venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    pins = [f"numpy=={metadata.version('numpy')}", f"ai-edge-litert=={metadata.version('ai-edge-litert')}"]
+    subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *pins], check=True, capture_output=True, timeout=600)
+    present = subprocess.run([str(python), "-c", "import importlib.util as u; print([m for m in ('torch', 'onnxruntime', 'edgezoo') if u.find_spec(m)])"],
+                             capture_output=True, text=True, check=True, cwd=tmp_path).stdout.strip()
+    assert present == "[]"
+
+    bundle = tmp_path / "rpi"
+    shutil.copytree(root / "rpi", bundle)
+    run = subprocess.run([str(python), "run.py", "check"], cwd=bundle, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    lines = run.stdout.splitlines()
+    assert sum(line.startswith("ok") and ".tflite" in line for line in lines) == 2
+    assert sum(line.startswith("skipped") and ".onnx" in line and "pip install onnxruntime" in line for line in lines) == 2
+
+    expected = bundle / "expected" / "cnn_int8.tflite.npz"
+    art = next(a for a in read_bundle(bundle).artifacts if a.file == "cnn_int8.tflite")
+    with np.load(expected) as stored:
+        moved = {k: stored[k] for k in stored.files}
+    moved["s1_o0"] = moved["s1_o0"] + np.float32(2 * art.output_units[0])  # two quantization steps
+    np.savez(expected, **moved)
+    run = subprocess.run([str(python), "run.py", "check"], cwd=bundle, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1 and "MISMATCH  cnn_int8.tflite" in run.stdout, run.stdout + run.stderr
+
+
+@needs_qemu
+def test_rpi_bundle_check_passes_on_emulated_arm64(cnn_bundles):
+    from edgezoo.devices.arm64 import guest
+
+    result, root = cnn_bundles
+    g = guest()
+    run = subprocess.run(g.command("cortex-a72", str(root / "rpi" / "run.py"), "check"), env=g.env(), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "4 of 4 files match" in run.stdout and "on aarch64" in run.stdout, run.stdout
+
+
+def test_bench_and_classify_on_this_host(cnn_bundles, tmp_path):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    from edgezoo.data.base import split_indices
+
+    result, root = cnn_bundles
+    bench = subprocess.run([sys.executable, "run.py", "bench", "5", "--file", "cnn_int8.tflite"], cwd=root / "android", capture_output=True, text=True, timeout=300)
+    assert bench.returncode == 0, bench.stderr
+    said = json.loads(bench.stdout)
+    [row] = said["results"]
+    assert row["status"] == "ok" and row["runs"] == 5 and 0 < row["p50_ms"] <= row["p90_ms"] <= row["p99_ms"] and row["peak_rss_mb"] > 0
+    assert said["device"]["machine"] and said["versions"]["numpy"]
+
+    # Held-out digits as a user would photograph them: dark ink on light paper, 64x64.
+    digits = load_digits()
+    test = split_indices(len(digits.target), 1234)["test"][:5]
+    right = 0
+    for i in test:
+        page = 255 - np.kron(digits.images[i] * 255 / 16, np.ones((8, 8))).round().astype(np.uint8)
+        picture = tmp_path / f"digit{i}.png"
+        Image.fromarray(page).save(picture)
+        run = subprocess.run([sys.executable, "run.py", "classify", str(picture), "--file", "cnn.tflite"], cwd=root / "android",
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr
+        top = json.loads(run.stdout)["top"]
+        assert len(top) == 5 and sum(t["probability"] for t in top) <= 1.0001
+        right += top[0]["label"] == str(digits.target[i])
+    assert right == len(test)
+
+
+def test_bad_input_is_one_line_and_leaves_nothing(cli, zoo_export, tmp_path):
+    spec, result = zoo_export("cnn")
+    run = cli("bundle", result.out_dir, "--target", "rpii")
+    assert run.returncode == 2 and "rpi" in run.stderr and "Traceback" not in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+    run = cli("bundle", tmp_path, "--target", "rpi")
+    assert run.returncode == 2 and "no manifest.json" in run.stderr
+
+    users = tmp_path / "mine"
+    users.mkdir()
+    (users / "notes.txt").write_text("mine")
+    run = cli("bundle", result.out_dir, "--target", "android", "--out", users)
+    assert run.returncode == 2 and "not an edgezoo bundle" in run.stderr
+    assert [p.name for p in users.iterdir()] == ["notes.txt"]
+
+    changed = tmp_path / "changed"
+    shutil.copytree(result.out_dir, changed)
+    with open(changed / "cnn.tflite", "ab") as f:
+        f.write(b"\0")
+    run = cli("bundle", changed, "--target", "android", "--out", tmp_path / "b")
+    assert run.returncode == 2 and "changed since its export" in run.stderr and not (tmp_path / "b").exists()
+    assert not [p for p in tmp_path.iterdir() if "staging" in p.name]
