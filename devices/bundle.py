@@ -42,6 +42,7 @@ class BundleTarget:
     title: str
     formats: tuple[str, ...]
     runtimes: str          # what the device needs, as a pip line
+    precisions: tuple[str, ...] = ("fp32", "int8")
 
 
 TARGETS = {
@@ -49,6 +50,9 @@ TARGETS = {
                         "pip install numpy ai-edge-litert onnxruntime (either runtime alone runs its own files)"),
     "android": BundleTarget("android", "Android (an app's assets; run.py where the phone has Python)", ("tflite",),
                             "the app's LiteRT (com.google.ai.edge.litert); for run.py: pip install numpy ai-edge-litert"),
+    "mcu": BundleTarget("mcu", "a microcontroller with TensorFlow Lite Micro (full-integer int8)", ("tflite",),
+                        "TensorFlow Lite Micro built into the firmware (model_data.cc, op_resolver.h); on a host: pip install tflite-micro",
+                        precisions=("int8",)),
 }
 
 
@@ -88,6 +92,7 @@ class Bundle:
     torch_metric: float | None = None
     bundle_version: int = BUNDLE_VERSION
     notes: list[str] = field(default_factory=list)
+    mcu: dict[str, typing.Any] | None = None   # --target mcu: flash, arena, operators, TFLM's check (devices/mcu.py)
 
 
 @dataclass
@@ -97,13 +102,10 @@ class BundleResult:
 
 
 def check_target(target: str) -> BundleTarget:
-    known = {**TARGETS, "mcu": None}
-    if target not in known:
+    if target not in TARGETS:
         from ..errors import did_you_mean
 
-        raise BadInput(f"--target {target!r}: {did_you_mean(target, list(known))}pass one of {', '.join(known)}")
-    if target == "mcu":
-        raise BadInput("--target mcu is not built yet: bundles for rpi and android are (TensorFlow Lite Micro arrays come next)")
+        raise BadInput(f"--target {target!r}: {did_you_mean(target, list(TARGETS))}pass one of {', '.join(TARGETS)}")
     return TARGETS[target]
 
 
@@ -118,11 +120,11 @@ def make_bundle(source: str | Path, target: str, out: str | Path | None = None, 
     if not manifest_path.is_file():
         raise BadInput(f"{str(source)!r} holds no manifest.json: pass an export folder (edgezoo export --model NAME --int8 makes one), or --model NAME")
     manifest = read_manifest(manifest_path)
-    chosen = [a for a in manifest.artifacts if a.format in spec.formats and a.ok]
+    chosen = [a for a in manifest.artifacts if a.format in spec.formats and a.precision in spec.precisions and a.ok]
     if not chosen:
         made = ", ".join(f"{a.format} {a.precision} ({a.status})" for a in manifest.artifacts) or "nothing"
         raise BadInput(f"{str(source)!r} has no checked {' or '.join(spec.formats)} file for --target {target} (it holds {made}): "
-                       f"export with --formats {','.join(spec.formats)}")
+                       f"export with --formats {','.join(spec.formats)}{' --int8-scheme static' if spec.name == 'mcu' else ''}")
     for a in chosen:
         _check_hashes(source, a)
     out = Path(out) if out is not None else source.parent / f"{source.name}-{target}"
@@ -220,6 +222,15 @@ def _build(staging: Path, source: Path, manifest: Manifest, chosen: list[Artifac
             rows.append(BundleArtifact(a.path, a.format, a.precision, item["runtime"], a.bytes or 0, a.sha256 or "", expected,
                                        result["output_units"], result.get("quantization") or {}, a.scheme, a.metric, a.latency_ms))
 
+    mcu = None
+    if spec.name == "mcu":
+        from .mcu import write_mcu
+
+        [art] = rows
+        samples_in = [[feeds[f"s{s}_i{k}"] for k in range(len(declared))] for s in range(samples)]
+        with np.load(staging / art.expected) as stored:
+            litert = [[stored[f"s{s}_o{o}"] for o in range(len(art.output_units))] for s in range(samples)]
+        mcu = write_mcu(staging, staging / art.file, manifest.model, samples_in, litert, art.output_units, timeout)
     if manifest.labels:
         (staging / "labels.txt").write_text("\n".join(manifest.labels) + "\n")
     files = [{"path": str(p.relative_to(staging)), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
@@ -230,7 +241,8 @@ def _build(staging: Path, source: Path, manifest: Manifest, chosen: list[Artifac
                      "saturate: a device that does not saturate can differ beyond one step where a file keeps 8-bit weights")
     bundle = Bundle(spec.name, spec.title, manifest.model, manifest.description, manifest.task, manifest.inputs, samples, "samples.npz",
                     rows, files, spec.runtimes, f"{host().cpu} ({host().machine})", f"edgezoo {__version__}",
-                    labels=manifest.labels, metric_name=manifest.reference.metric_name, torch_metric=manifest.reference.metric, notes=notes)
+                    labels=manifest.labels, metric_name=manifest.reference.metric_name, torch_metric=manifest.reference.metric, notes=notes,
+                    mcu=mcu)
     write_text_atomic(staging / BUNDLE_FILE, json.dumps(dataclasses.asdict(bundle), indent=1) + "\n")
     return bundle
 

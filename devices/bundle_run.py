@@ -105,21 +105,37 @@ def cmd_bench(args) -> int:
     picked = [a for a in chosen(bundle, args.file) if has_runtime(a["runtime"])]
     if not picked:
         raise Refused(f"no runtime for this bundle's files here: {'; '.join(sorted(set(INSTALL[a['runtime']] for a in chosen(bundle, args.file))))}")
-    if len(picked) > 1 or not args.alone:
-        # One process per file: its peak memory is its own, and one runtime's threads do not skew the next.
-        rows = []
-        for art in picked:
+    missing = [{"file": a["file"], "format": a["format"], "precision": a["precision"], "runtime": a["runtime"], "threads": args.threads,
+                "status": "unavailable", "error": f"no {a['runtime']} in this Python ({INSTALL[a['runtime']]})"}
+               for a in chosen(bundle, args.file) if not has_runtime(a["runtime"])]
+    rows = []
+    spawn = not args.alone
+    for art in picked:
+        row = None
+        if spawn:
+            # One process per file: its peak memory is its own, and one runtime's threads do not skew the next.
             cmd = [sys.executable, os.path.abspath(__file__), "bench", str(args.runs), "--file", art["file"], "--threads", str(args.threads),
                    "--warmup", str(args.warmup), "--alone"]
-            done = subprocess.run(cmd, capture_output=True, text=True)
             try:
-                rows.extend(json.loads(done.stdout)["results"])
-            except (ValueError, KeyError):
-                rows.append({"file": art["file"], "status": "failed", "error": (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]})
-        print(json.dumps({"device": device(), "versions": portable.runtime_versions(), "results": rows}, indent=1))
-        return 1 if any(r["status"] != "ok" for r in rows) else 0
-    art = picked[0]
-    feed = sample_inputs(bundle)[0]
+                done = subprocess.run(cmd, capture_output=True, text=True)
+            except OSError:  # this Python cannot start itself (an emulated one without binfmt): measure here
+                spawn = False
+            else:
+                try:
+                    row = json.loads(done.stdout)["results"][0]
+                except (ValueError, KeyError, IndexError):
+                    row = {"file": art["file"], "format": art["format"], "precision": art["precision"], "runtime": art["runtime"],
+                           "threads": args.threads, "status": "failed", "error": (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]}
+        if row is None:
+            row = bench_one(art, sample_inputs(bundle)[0], args)
+            row["process"] = "shared" if len(picked) > 1 else "own"
+        rows.append(row)
+    rows += missing
+    print(json.dumps({"device": device(), "versions": portable.runtime_versions(), "results": rows}, indent=1))
+    return 1 if any(r["status"] == "failed" for r in rows) else 0
+
+
+def bench_one(art: dict, feed: list, args) -> dict:
     row = {"file": art["file"], "format": art["format"], "precision": art["precision"], "runtime": art["runtime"], "threads": args.threads}
     try:
         started = time.perf_counter()
@@ -138,8 +154,7 @@ def cmd_bench(args) -> int:
                    peak_rss_mb=peak_rss_mb())
     except Exception as exc:
         row.update(status="failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0])
-    print(json.dumps({"device": device(), "versions": portable.runtime_versions(), "results": [row]}, indent=1))
-    return 0 if row["status"] == "ok" else 1
+    return row
 
 
 def peak_rss_mb() -> float | None:

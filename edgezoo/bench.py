@@ -177,14 +177,19 @@ def check_threads(threads: list[int]) -> list[int]:
 
 
 def check_devices(devices: list[str]) -> list[str]:
-    """Host devices (DEVICES) are measured; a device profile's name (devices/profiles/) is estimated."""
+    """Host devices (DEVICES) are measured; a device profile's name (devices/profiles/) is estimated;
+    ssh://[user@]host[:port] is measured on that device (devices/remote.py)."""
     from .devices.estimate import profile_names
+    from .devices.remote import parse
 
     known = list(DEVICES) + profile_names()
     for d in devices:
+        if d.startswith("ssh://"):
+            parse(d)
+            continue
         if d not in known:
-            raise BadInput(f"--device {d!r} is not one edgezoo knows: {did_you_mean(d, known)}pass one of {', '.join(DEVICES)} (measured here) "
-                           f"or a device profile, {', '.join(profile_names())} (estimated)")
+            raise BadInput(f"--device {d!r} is not one edgezoo knows: {did_you_mean(d, known)}pass one of {', '.join(DEVICES)} (measured here), "
+                           f"ssh://[user@]host[:port] (measured there) or a device profile, {', '.join(profile_names())} (estimated)")
     return list(dict.fromkeys(devices))
 
 
@@ -217,7 +222,8 @@ def _estimate_rows(target: Target, device: str, threads: list[int], runtimes: li
 
 
 def bench(paths: list[str | Path], threads: list[int] = (1, 2), devices: list[str] = ("cpu",), runtimes: list[str] | None = None,
-          rounds: int = 5, seconds_per_row: float = 2.0, input_shapes: list[list[int]] | None = None, timeout: float = 600.0) -> BenchReport:
+          rounds: int = 5, seconds_per_row: float = 2.0, input_shapes: list[list[int]] | None = None, timeout: float = 600.0,
+          remote_runs: int = 50, remote_python: str = "python3") -> BenchReport:
     from .hostinfo import host, versions
 
     devices = check_devices(list(devices))
@@ -237,7 +243,12 @@ def bench(paths: list[str | Path], threads: list[int] = (1, 2), devices: list[st
     started = time.perf_counter()
     targets, ctx = discover(paths)
     plans, estimated = [], []
+    remote = [d for d in devices if d.startswith("ssh://")]
+    if remote and not ctx.model:
+        raise BadInput(f"--device {remote[0]}: pass an export folder (its files are bundled for the device with run.py), not single files")
     for device in devices:
+        if device.startswith("ssh://"):
+            continue
         if device not in DEVICES:
             for target in targets:
                 estimated += _estimate_rows(target, device, threads, runtimes)
@@ -256,17 +267,71 @@ def bench(paths: list[str | Path], threads: list[int] = (1, 2), devices: list[st
                     if why_not is not None:
                         row.status, row.error = "unavailable", why_not
                     plans.append(_Plan(target, runtime, device, t, row))
-    if not plans and not estimated:
+    if not plans and not estimated and not remote:
         raise BadInput("nothing to measure: no runtime in --runtimes can run these files on --device")
     live = [p for p in plans if p.row.status == "ok"]
     with progress.bar(f"bench {ctx.model or ', '.join(ctx.sources)}", total=len(live) * (rounds + 1)) as advance:
         for group in _groups(live):
             _measure_group(group, rounds, seconds_per_row, input_shapes, timeout, advance)
-    rows = [p.row for p in plans] + estimated
+    measured_remotely = _remote_rows(paths, targets, remote, threads, runtimes, remote_runs, remote_python, timeout) if remote else []
+    rows = [p.row for p in plans] + estimated + measured_remotely
     _ratios(plans)
     _pareto(rows, ctx.higher_is_better)
     return BenchReport(ctx.sources, ctx.model, ctx.metric_name, ctx.higher_is_better, host(), versions(["edgezoo", "numpy", "onnxruntime", "openvino", "ai-edge-litert", "torch"]),
                        devices, threads, rounds, seconds_per_row, round(time.perf_counter() - started, 1), rows)
+
+
+def _remote_rows(paths, targets: list[Target], devices: list[str], threads: list[int], runtimes: list[str] | None, runs: int, python: str,
+                 timeout: float) -> list[BenchRow]:
+    """Each ssh device measures the export's rpi bundle (run.py bench), devices in parallel, each
+    one run at a time. A device that fails gives failed rows saying why; what it measured first stays."""
+    import tempfile
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .devices.bundle import make_bundle
+    from .devices.remote import DeviceError, bench_on, parse
+
+    folders = [Path(p) for p in paths if Path(p).is_dir()]
+    by_file = {t.path.name: t for t in targets if t.path is not None}
+    if runs < 1:
+        raise BadInput(f"--remote-runs {runs}: pass at least 1")
+    with tempfile.TemporaryDirectory(prefix="edgezoo-remote-") as tmp:
+        bundles = [make_bundle(folder, "rpi", out=Path(tmp) / f"b{k}").out for k, folder in enumerate(folders)]
+
+        def one(device: str) -> list[BenchRow]:
+            ssh = parse(device)
+            said: list[dict] = []
+            error = None
+            try:
+                for b in bundles:
+                    bench_on(ssh, b, runs, threads, timeout, python, rows=said)
+            except DeviceError as exc:
+                error = str(exc)
+            rows = [_remote_row(r, device, by_file.get(r["file"])) for r in said if runtimes is None or r["runtime"] in runtimes]
+            if error is not None:
+                rows.append(BenchRow("device", "-", "-", "-", device, 0, "failed", error=error))
+            return rows
+
+        with progress.bar(f"bench on {', '.join(devices)}", total=len(devices)) as advance, ThreadPoolExecutor(len(devices)) as pool:
+            out = []
+            for rows in pool.map(one, devices):
+                out += rows
+                advance(1)
+            return out
+
+
+def _remote_row(r: dict, device: str, target: Target | None) -> BenchRow:
+    label = f"{r.get('format', '?')} {r.get('precision', '?')}"
+    row = BenchRow(label, r.get("format", "?"), r.get("precision", "?"), r.get("runtime", "?"), device, int(r.get("threads", 1)),
+                   r["status"], r.get("file"), target.sha256 if target else None, target.bytes if target else None,
+                   metric=target.metric if target else None, error=r.get("error"))
+    if r["status"] == "ok":
+        row.load_s = r["load_ms"] / 1e3
+        row.latency = Latency(r["p50_ms"], r["p90_ms"], r["p99_ms"], r["mean_ms"], r["runs"], [r["p50_ms"]])
+        row.throughput_per_s = r.get("throughput_per_s")
+    row.detail = {"device": r.get("device"), "versions": r.get("versions"), "peak_rss_mb": r.get("peak_rss_mb"),
+                  "measured": "on the device over ssh (run.py bench: one process per file, sequential runs)"}
+    return row
 
 
 def _groups(plans: list[_Plan]) -> list[list[_Plan]]:

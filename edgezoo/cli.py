@@ -46,7 +46,8 @@ def _cmd_bench(args) -> int:
     threads = _int_list(args.threads, "--threads") if args.threads else sorted({1, min(os.cpu_count() or 1, 4)})
     report = bench(paths, threads=threads, devices=args.device.split(","),
                    runtimes=args.runtimes.split(",") if args.runtimes else None, rounds=args.rounds, seconds_per_row=args.seconds,
-                   input_shapes=[list(parse_input_shape(s)) for s in args.input_shape or []], timeout=args.timeout)
+                   input_shapes=[list(parse_input_shape(s)) for s in args.input_shape or []], timeout=args.timeout,
+                   remote_runs=args.remote_runs, remote_python=args.remote_python)
     written = write_bench(report, out, plots=not args.no_plots)
     Console(width=max(200, Console().width)).print(bench_table(report))
     print("wrote " + ", ".join(str(w) for w in written))
@@ -87,7 +88,11 @@ def _cmd_verify(args) -> int:
 def _cmd_bundle(args) -> int:
     from .devices.bundle import check_target, make_bundle
 
-    check_target(args.target)  # before any export
+    target = check_target(args.target)  # before any export
+    if target.name == "mcu" and args.model:
+        # A microcontroller runs full-integer int8 only: the model's own TFLite export, static int8.
+        args.paths.append(_exported(args.model, args.input_shape, args.timeout, args.input, args.init_args, mcu=True))
+        args.model = None
     paths = _paths_or_model(args, "an export folder")
     if len(paths) != 1:
         raise BadInput(f"pass one export folder (or --model NAME), not {len(paths)}: {', '.join(paths)}")
@@ -96,6 +101,9 @@ def _cmd_bundle(args) -> int:
     for a in b.artifacts:
         print(f"  {a.file:32s} {a.format:6s} {a.precision:5s} {a.bytes / 1e6:8.2f} MB  {a.runtime}")
     print(f"bundle for {b.title}: {result.out} ({len(b.files) + 1} files; on the device: python run.py check)")
+    if b.mcu:
+        print(f"flash {b.mcu['flash_bytes']} bytes, tensor arena {b.mcu['arena_bytes']} bytes (TFLM, measured); "
+              f"register: {', '.join(b.mcu['resolver'])}")
     print(f"the device needs: {b.runtimes}")
     return 0
 
@@ -118,9 +126,11 @@ def _int_list(text: str, flag: str) -> list[int]:
         raise BadInput(f"{flag} {text!r}: pass whole numbers separated by commas, e.g. 1,2") from None
 
 
-def _exported(model: str, input_shapes: list[str] | None, timeout: float, inputs: list[str] | None = None, init_args: str | None = None) -> str:
+def _exported(model: str, input_shapes: list[str] | None, timeout: float, inputs: list[str] | None = None, init_args: str | None = None,
+              mcu: bool = False) -> str:
     """The model's export folder (edgezoo-out/NAME), exported with int8 first unless a complete
-    export of it, at these input shapes, is already there."""
+    export of it, at these input shapes, is already there. ``mcu``: its TFLite file alone with
+    static (full-integer) int8, in edgezoo-out/NAME-mcu."""
     from . import progress
     from .manifest import read_manifest
     from .pipeline import default_out, export, resolve_spec
@@ -131,18 +141,22 @@ def _exported(model: str, input_shapes: list[str] | None, timeout: float, inputs
     spec = resolve_spec(model, [parse_input_shape(s) for s in input_shapes or []] or None, [parse_input(s) for s in inputs or []],
                         parse_init_args(init_args))
     out = default_out(spec)
+    if mcu:
+        out = out.with_name(out.name + "-mcu")
     manifest = out / "manifest.json"
     if manifest.is_file():
         try:
             m = read_manifest(manifest)
             if m.model == spec.name and [(i.name, i.shape, i.dtype) for i in m.inputs] == [(i.name, list(i.shape), i.dtype) for i in spec.inputs] \
                     and m.description == spec.description \
-                    and any(a.precision == "int8" for a in m.artifacts):
+                    and any(a.precision == "int8" for a in m.artifacts) \
+                    and (not mcu or any(a.format == "tflite" and a.int8_scheme == "static" for a in m.artifacts)):
                 progress.info(f"benchmarking the export already in {out} (edgezoo export --out {out} makes it again)")
                 return str(out)
         except BadInput:
             pass
-    export(model, int8=True, out=out, input_shape=input_shapes, timeout=timeout, inputs=inputs, init_args=init_args)
+    export(model, int8=True, out=out, input_shape=input_shapes, timeout=timeout, inputs=inputs, init_args=init_args,
+           **({"formats": ["tflite"], "int8_scheme": "static"} if mcu else {}))
     return str(out)
 
 
@@ -288,7 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init-args", default=None, metavar="JSON", help="with --model PATH.py:NAME: its keyword arguments, as for export")
     p.add_argument("--threads", default=None, help="comma-separated thread counts, each measured (default: 1 and the cores, at most 4)")
     p.add_argument("--device", default="cpu", help="comma-separated: cpu, cuda (ONNX Runtime's CUDA provider), openvino:GPU (measured here); "
-                   "or a device profile (rpi4, pixel3a: estimated from devices/profiles/) (default cpu)")
+                   "ssh://[user@]host[:port] (the export's rpi bundle measured there with run.py, over your own ssh setup; several "
+                   "devices in parallel); or a device profile (rpi4, pixel3a: estimated from devices/profiles/) (default cpu)")
+    p.add_argument("--remote-runs", type=int, default=50, help="with ssh:// devices: timed runs per file and thread count (default 50)")
+    p.add_argument("--remote-python", default="python3", help="with ssh:// devices: the Python there that has numpy and the runtime (default python3)")
     p.add_argument("--runtimes", default=None, help="comma-separated subset of torch,onnxruntime,openvino,litert,litert-ref (default: all that can run each file)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
     p.add_argument("--seconds", type=float, default=2.0, help="seconds of timed calls per row, over all rounds (default 2)")
@@ -317,7 +334,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", action="append", default=None, metavar="NAME:SHAPE[:DTYPE[:LOW-HIGH]]", help="with --model PATH.py:NAME: its inputs, as for export")
     p.add_argument("--init-args", default=None, metavar="JSON", help="with --model PATH.py:NAME: its keyword arguments, as for export")
     p.add_argument("--input-shape", action="append", default=None, help="with --model: input shape, batch first, as for export")
-    p.add_argument("--target", required=True, help="rpi (.tflite and .onnx, fp32 and int8) or android (.tflite)")
+    p.add_argument("--target", required=True, help="rpi (.tflite and .onnx, fp32 and int8), android (.tflite) or mcu (full-integer int8 "
+                   ".tflite as a C array for TensorFlow Lite Micro, with its operators, flash and arena sizes; --model exports it)")
     p.add_argument("--out", default=None, help="the bundle's folder (default: the export folder's name with -TARGET, beside it)")
     p.add_argument("--samples", type=int, default=3, help="seeded sample inputs, with each file's expected outputs (default 3)")
     p.add_argument("--timeout", type=float, default=DEFAULT_STEP_TIMEOUT_S, metavar="SECONDS", help="limit for each file's run on this host")

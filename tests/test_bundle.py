@@ -154,3 +154,76 @@ def test_bad_input_is_one_line_and_leaves_nothing(cli, zoo_export, tmp_path):
     run = cli("bundle", changed, "--target", "android", "--out", tmp_path / "b")
     assert run.returncode == 2 and "changed since its export" in run.stderr and not (tmp_path / "b").exists()
     assert not [p for p in tmp_path.iterdir() if "staging" in p.name]
+
+
+def _mcu_bundle(cli, export_dir: Path, out: Path):
+    run = cli("bundle", export_dir, "--target", "mcu", "--out", out)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return read_bundle(out)
+
+
+def _static_tflite(zoo_export, tmp_path_factory, name: str) -> Path:
+    """``name``'s small variant as a full-integer (static int8) TFLite export."""
+    from edgezoo import zoo
+    from edgezoo.pipeline import export
+
+    spec = zoo.get(name).small_variant()
+    if spec.int8_scheme_for("tflite") == "static":
+        return zoo_export(name)[1].out_dir
+    out = tmp_path_factory.mktemp(f"{name}-static") / "out"
+    export(spec, int8=True, formats=["tflite"], int8_scheme="static", out=out, calib_samples=64)
+    return out
+
+
+@pytest.mark.parametrize("name", ["cnn", "mlp", "dqn"])
+def test_mcu_bundle_runs_in_tflm_in_the_stated_arena_and_its_c_array_compiles(name, cli, zoo_export, tmp_path, tmp_path_factory):
+    """TensorFlow Lite Micro's own interpreter runs the file in exactly the stated arena (and not in
+    512 bytes less: the size is measured, not guessed), with the outputs the bundle records (which
+    matched LiteRT's int8 file within a step when it was made); the C array compiles and holds the
+    file's bytes, 16-byte aligned."""
+    from tflite_micro.python.tflite_micro import runtime
+
+    bundle_dir = tmp_path / "mcu"
+    bundle = _mcu_bundle(cli, _static_tflite(zoo_export, tmp_path_factory, name), bundle_dir)
+    mcu = bundle.mcu
+    [art] = bundle.artifacts
+    assert (art.format, art.precision) == ("tflite", "int8")
+    model = (bundle_dir / art.file).read_bytes()
+    assert mcu["flash_bytes"] == len(model) and mcu["arena_bytes"] % 1024 == 0 and mcu["arena_bytes"] >= mcu["arena_min_bytes"]
+    assert mcu["tflm_vs_litert_max_units"] <= 1 and len(mcu["resolver"]) == len(mcu["ops"]) and "AddFullyConnected" in mcu["resolver"]
+
+    with np.load(bundle_dir / "samples.npz") as s, np.load(bundle_dir / mcu["expected_int8"]) as expected:
+        interp = runtime.Interpreter.from_bytes(model, arena_size=mcu["arena_bytes"])
+        for k in range(bundle.samples):
+            d = mcu["inputs"][0]
+            x = np.clip(np.round(s[f"s{k}_i0"] / d["scale"]) + d["zero_point"], -128, 127).astype(d["dtype"])
+            interp.set_input(x.reshape(d["shape"]), 0)
+            interp.invoke()
+            np.testing.assert_array_equal(interp.get_output(0), expected[f"s{k}_o0"])
+    with pytest.raises(RuntimeError):
+        tight = runtime.Interpreter.from_bytes(model, arena_size=mcu["arena_min_bytes"] - 512)
+        d = mcu["inputs"][0]
+        tight.set_input(np.zeros(d["shape"], d["dtype"]), 0)
+        tight.invoke()
+
+    main = tmp_path / "main.c"
+    main.write_text('#include <stdio.h>\n#include <stdint.h>\n#include "model_data.h"\n'
+                    'int main(void) { printf("%zu %d %d %u\\n", g_model_data_len, (int)((uintptr_t)g_model_data % 16), EDGEZOO_TENSOR_ARENA_SIZE, '
+                    '(unsigned)g_model_data[g_model_data_len - 1]); return 0; }\n')
+    cxx, cc = shutil.which("g++") or shutil.which("c++"), shutil.which("gcc") or shutil.which("cc")
+    if not (cxx and cc):
+        pytest.skip("no C/C++ compiler on this host")
+    subprocess.run([cxx, "-std=c++11", "-Wall", "-Werror", "-c", str(bundle_dir / "model_data.cc"), "-o", str(tmp_path / "model_data.o")], check=True)
+    subprocess.run([cc, "-Wall", "-Werror", "-I", str(bundle_dir), "-c", str(main), "-o", str(tmp_path / "main.o")], check=True)
+    subprocess.run([cxx, str(tmp_path / "main.o"), str(tmp_path / "model_data.o"), "-o", str(tmp_path / "probe")], check=True)
+    said = subprocess.run([str(tmp_path / "probe")], capture_output=True, text=True, check=True).stdout.split()
+    assert said == [str(len(model)), "0", str(mcu["arena_bytes"]), str(model[-1])]
+
+
+def test_mcu_refuses_a_file_with_float_activations(cli, zoo_export, tmp_path):
+    """The DQN's shipped int8 files keep activations float (its card's "weights" scheme): one line
+    naming the export that makes a full-integer file, nothing written."""
+    spec, result = zoo_export("dqn")
+    run = cli("bundle", result.out_dir, "--target", "mcu", "--out", tmp_path / "m")
+    assert run.returncode == 2 and "--int8-scheme static" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists() and not [p for p in tmp_path.iterdir() if "staging" in p.name]

@@ -148,3 +148,13 @@ def test_qat_block_is_generated_from_stored_results():
     for e in entries:  # what the README says QAT keeps, it kept: ONNX Runtime and OpenVINO within the card's bound
         for fmt in ("onnx", "openvino"):
             assert e["runs"]["qat"][fmt]["kept_bound"], (e["model"], fmt)
+
+
+def test_mcu_block_is_generated_from_stored_results_for_cnn_mlp_and_dqn():
+    mcu = _script("mcu")
+    entries = json.loads(mcu.RESULTS.read_text())
+    assert _block(mcu.BEGIN, mcu.END) == mcu.render(entries)
+    made = {e["model"]: e for e in entries if "refused" not in e}
+    assert {"cnn", "mlp", "dqn"} <= set(made)
+    for e in made.values():  # flash and arena stated, TFLM within a step of LiteRT
+        assert e["flash_bytes"] > 0 and e["arena_bytes"] >= e["arena_min_bytes"] > 0 and e["tflm_vs_litert_max_units"] <= 1
