@@ -187,9 +187,14 @@ def check_devices(devices: list[str]) -> list[str]:
         if d.startswith("ssh://"):
             parse(d)
             continue
+        if d == "adb" or d.startswith("adb:"):
+            from .devices.adb import parse_device
+
+            parse_device(d)
+            continue
         if d not in known:
             raise BadInput(f"--device {d!r} is not one edgezoo knows: {did_you_mean(d, known)}pass one of {', '.join(DEVICES)} (measured here), "
-                           f"ssh://[user@]host[:port] (measured there) or a device profile, {', '.join(profile_names())} (estimated)")
+                           f"ssh://[user@]host[:port] or adb[:SERIAL] (measured there) or a device profile, {', '.join(profile_names())} (estimated)")
     return list(dict.fromkeys(devices))
 
 
@@ -223,7 +228,7 @@ def _estimate_rows(target: Target, device: str, threads: list[int], runtimes: li
 
 def bench(paths: list[str | Path], threads: list[int] = (1, 2), devices: list[str] = ("cpu",), runtimes: list[str] | None = None,
           rounds: int = 5, seconds_per_row: float = 2.0, input_shapes: list[list[int]] | None = None, timeout: float = 600.0,
-          remote_runs: int = 50, remote_python: str = "python3") -> BenchReport:
+          remote_runs: int = 50, remote_python: str = "python3", benchmark_binary: str | None = None) -> BenchReport:
     from .hostinfo import host, versions
 
     devices = check_devices(list(devices))
@@ -244,10 +249,11 @@ def bench(paths: list[str | Path], threads: list[int] = (1, 2), devices: list[st
     targets, ctx = discover(paths)
     plans, estimated = [], []
     remote = [d for d in devices if d.startswith("ssh://")]
+    android = [d for d in devices if d == "adb" or d.startswith("adb:")]
     if remote and not ctx.model:
         raise BadInput(f"--device {remote[0]}: pass an export folder (its files are bundled for the device with run.py), not single files")
     for device in devices:
-        if device.startswith("ssh://"):
+        if device in remote or device in android:
             continue
         if device not in DEVICES:
             for target in targets:
@@ -267,13 +273,15 @@ def bench(paths: list[str | Path], threads: list[int] = (1, 2), devices: list[st
                     if why_not is not None:
                         row.status, row.error = "unavailable", why_not
                     plans.append(_Plan(target, runtime, device, t, row))
-    if not plans and not estimated and not remote:
+    if not plans and not estimated and not remote and not android:
         raise BadInput("nothing to measure: no runtime in --runtimes can run these files on --device")
     live = [p for p in plans if p.row.status == "ok"]
     with progress.bar(f"bench {ctx.model or ', '.join(ctx.sources)}", total=len(live) * (rounds + 1)) as advance:
         for group in _groups(live):
             _measure_group(group, rounds, seconds_per_row, input_shapes, timeout, advance)
     measured_remotely = _remote_rows(paths, targets, remote, threads, runtimes, remote_runs, remote_python, timeout) if remote else []
+    for device in android:
+        measured_remotely += _adb_rows(targets, device, threads, remote_runs, timeout, benchmark_binary)
     rows = [p.row for p in plans] + estimated + measured_remotely
     _ratios(plans)
     _pareto(rows, ctx.higher_is_better)
@@ -318,6 +326,41 @@ def _remote_rows(paths, targets: list[Target], devices: list[str], threads: list
                 out += rows
                 advance(1)
             return out
+
+
+def _adb_rows(targets: list[Target], device: str, threads: list[int], runs: int, timeout: float, binary: str | None) -> list[BenchRow]:
+    """LiteRT's benchmark_model on an Android device, each .tflite file at each thread count."""
+    from .devices.adb import bench_on
+    from .devices.remote import DeviceError
+
+    tflite = [t for t in targets if t.path is not None and t.path.suffix == ".tflite"]
+    if not tflite:
+        raise BadInput(f"--device {device}: benchmark_model runs .tflite files, and none was given")
+    by_name = {t.path.name: t for t in tflite}
+    said: list[dict] = []
+    error = None
+    with progress.step(f"bench on {device} (benchmark_model)"):
+        try:
+            bench_on(device, [t.path for t in tflite], threads, runs, timeout, binary, rows=said)
+        except DeviceError as exc:
+            error = str(exc)
+    rows = []
+    for r in said:
+        t = by_name[r["file"]]
+        row = BenchRow(t.label, t.format, t.precision, "litert", device, r["threads"], r["status"], t.shown_path, t.sha256, t.bytes,
+                       metric=t.metric, error=r.get("error"))
+        if r["status"] == "ok":
+            p50 = r.get("median_us", r["avg_us"]) / 1e3
+            row.latency = Latency(p50, None, None, r["avg_us"] / 1e3, r.get("runs", runs), [p50])
+            row.load_s = r["init_us"] / 1e6
+            row.first_call_ms = r["first_us"] / 1e3
+            row.throughput_per_s = round(1e3 / p50, 2) if p50 > 0 else None
+        row.detail = {**{k: v for k, v in r.items() if k not in ("file", "threads", "status", "error")},
+                      "measured": "on the device by LiteRT's benchmark_model over adb; p50 is its median where it prints one, else its mean"}
+        rows.append(row)
+    if error is not None:
+        rows.append(BenchRow("device", "-", "-", "-", device, 0, "failed", error=error))
+    return rows
 
 
 def _remote_row(r: dict, device: str, target: Target | None) -> BenchRow:

@@ -23,8 +23,8 @@ SCHEMA_PATH = Path(__file__).with_name("bench.schema.json")
 @dataclass
 class Latency:
     p50_ms: float
-    p90_ms: float
-    p99_ms: float
+    p90_ms: float | None               # None where the tool that timed it prints no such percentile (benchmark_model)
+    p99_ms: float | None
     mean_ms: float
     runs: int
     round_p50_ms: list[float]          # each interleaved round's median: the spread over the run

@@ -47,7 +47,7 @@ def _cmd_bench(args) -> int:
     report = bench(paths, threads=threads, devices=args.device.split(","),
                    runtimes=args.runtimes.split(",") if args.runtimes else None, rounds=args.rounds, seconds_per_row=args.seconds,
                    input_shapes=[list(parse_input_shape(s)) for s in args.input_shape or []], timeout=args.timeout,
-                   remote_runs=args.remote_runs, remote_python=args.remote_python)
+                   remote_runs=args.remote_runs, remote_python=args.remote_python, benchmark_binary=args.benchmark_binary)
     written = write_bench(report, out, plots=not args.no_plots)
     Console(width=max(200, Console().width)).print(bench_table(report))
     print("wrote " + ", ".join(str(w) for w in written))
@@ -303,8 +303,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", default=None, help="comma-separated thread counts, each measured (default: 1 and the cores, at most 4)")
     p.add_argument("--device", default="cpu", help="comma-separated: cpu, cuda (ONNX Runtime's CUDA provider), openvino:GPU (measured here); "
                    "ssh://[user@]host[:port] (the export's rpi bundle measured there with run.py, over your own ssh setup; several "
-                   "devices in parallel); or a device profile (rpi4, pixel3a: estimated from devices/profiles/) (default cpu)")
-    p.add_argument("--remote-runs", type=int, default=50, help="with ssh:// devices: timed runs per file and thread count (default 50)")
+                   "devices in parallel); adb[:SERIAL] (each .tflite timed by LiteRT's benchmark_model on an Android device); or a device profile (rpi4, pixel3a: estimated from devices/profiles/) (default cpu)")
+    p.add_argument("--remote-runs", type=int, default=50, help="with ssh:// and adb devices: timed runs per file and thread count (default 50)")
+    p.add_argument("--benchmark-binary", default=None, metavar="PATH",
+                   help="with --device adb[:SERIAL]: LiteRT's benchmark_model for the device, pushed for the run (default: the device's "
+                        "/data/local/tmp/benchmark_model)")
     p.add_argument("--remote-python", default="python3", help="with ssh:// devices: the Python there that has numpy and the runtime (default python3)")
     p.add_argument("--runtimes", default=None, help="comma-separated subset of torch,onnxruntime,openvino,litert,litert-ref (default: all that can run each file)")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
