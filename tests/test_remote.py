@@ -122,6 +122,26 @@ def test_ssh_failures_are_one_line_and_keep_nothing_half_done(cli, zoo_export, s
 
 
 @needs_sshd
+def test_a_device_that_goes_away_halfway_keeps_what_it_measured(cli, zoo_export, sshd, tmp_path, monkeypatch):
+    """The device's side runs at 1 thread, then its ssh session dies (killed) before the 2-thread
+    run: the 1-thread rows stay in bench.json, beside one failed row saying the connection dropped."""
+    spec, result = zoo_export("cnn")
+    monkeypatch.setenv("EDGEZOO_SSH_CONFIG", str(sshd.config))
+    mark = tmp_path / "ran-once"
+    flaky = tmp_path / "flaky-python"
+    flaky.write_text(f"#!/bin/sh\nif [ -e {mark} ]; then kill -9 $PPID; sleep 30; fi\ntouch {mark}\nexec {sys.executable} \"$@\"\n")
+    flaky.chmod(0o755)
+    run = cli("bench", result.out_dir, "--device", "ssh://edgezoo-device", "--threads", "1,2", "--remote-runs", "3", "--remote-python", str(flaky),
+              "--out", tmp_path / "b", "--no-plots")
+    assert run.returncode == 1, run.stdout + run.stderr
+    rows = read_bench(tmp_path / "b" / "bench.json").rows
+    kept = [r for r in rows if r.ok]
+    assert kept and {r.threads for r in kept} == {1}
+    [failed] = [r for r in rows if r.status == "failed"]
+    assert "dropped" in failed.error or "closed" in failed.error, failed.error
+
+
+@needs_sshd
 def test_bench_over_ssh_with_the_device_side_on_emulated_arm64(cli, zoo_export, sshd, tmp_path, monkeypatch):
     """The remote Python is the aarch64 one `edgezoo verify` sets up, run under QEMU as a Cortex-A76:
     an aarch64 device end to end (its latency is emulated time, and the row says which machine ran)."""
