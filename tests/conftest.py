@@ -60,6 +60,10 @@ def _training_seconds() -> dict[str, float]:
     return {name: statistics.median(kinds.get(True) or kinds[False]) for name, kinds in by_model.items()}
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "trains(*models): the zoo models whose small variants this test trains or waits for")
+
+
 def pytest_collection_modifyitems(session, config, items):
     """Within each parametrized test over zoo models, the models trained in the background worker
     come after the others, shortest training first (the worker takes them longest first): the
@@ -68,6 +72,17 @@ def pytest_collection_modifyitems(session, config, items):
     rank = {name: i for i, name in enumerate(reversed(_background_models(items)))}
     if not rank:
         return
+    # A test outside the matrix that needs a background model (its "name" parameter, or the models
+    # its @pytest.mark.trains names) waits for the worker's checkpoint, stalling the tests behind it:
+    # such tests go after everything else, shortest training first.
+    def waits_for(item) -> list[str]:
+        marker = item.get_closest_marker("trains")
+        return [n for n in [_model(item), *(marker.args if marker else ())] if n in rank]
+
+    late = [item for item in items if item.path.name != "test_matrix.py" and waits_for(item)]
+    if late:
+        chosen = set(map(id, late))
+        items[:] = [item for item in items if id(item) not in chosen] + sorted(late, key=lambda item: -max(rank[n] for n in waits_for(item)))
     groups: dict = {}
     for index, item in enumerate(items):
         if _model(item) is not None:

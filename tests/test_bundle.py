@@ -220,6 +220,7 @@ def test_mcu_bundle_runs_in_tflm_in_the_stated_arena_and_its_c_array_compiles(na
     assert said == [str(len(model)), "0", str(mcu["arena_bytes"]), str(model[-1])]
 
 
+@pytest.mark.trains("dqn")
 def test_mcu_refuses_a_file_with_float_activations(cli, zoo_export, tmp_path):
     """The DQN's shipped int8 files keep activations float (its card's "weights" scheme): one line
     naming the export that makes a full-integer file, nothing written."""

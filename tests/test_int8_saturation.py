@@ -4,6 +4,8 @@ on every layer), says so in the manifest, and elsewhere uses the full 8 bits."""
 
 from __future__ import annotations
 
+import pytest
+
 import numpy as np
 import onnx
 from onnx import numpy_helper
@@ -36,6 +38,7 @@ def test_static_int8_weights_fit_this_cpus_kernels_and_the_manifest_says_which(z
 
 
 
+@pytest.mark.trains("dqn")
 def test_dynamic_int8_keeps_all_8_bits_on_every_cpu(zoo_export):
     """ONNX Runtime's dynamic int8 (the "weights" scheme) keeps full 8-bit weights even where the
     U8S8 kernels saturate: the DQN's checkpoint is chosen for its policy under exactly that rounding

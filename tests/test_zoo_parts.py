@@ -106,6 +106,7 @@ def test_gpt_alphabet_is_the_corpus_frequent_characters():
     assert list(ALPHABET) == [UNKNOWN, *frequent_chars()]
 
 
+@pytest.mark.trains("dqn")
 def test_int8_weights_scheme_keeps_activations_float_and_weights_per_channel(zoo_export):
     """What the "weights" scheme promises, read back from the files: OpenVINO's IR switches off the
     CPU plugin's on-the-fly activation quantization in its own runtime options (the default would
@@ -132,6 +133,7 @@ def test_int8_weights_scheme_keeps_activations_float_and_weights_per_channel(zoo
     assert sorted(s.shape for s in scales.values()) == sorted([(128,), (128,), (1,), (2,)]), {k: v.shape for k, v in scales.items()}
 
 
+@pytest.mark.trains("gpt")
 def test_card_gives_one_runtime_its_own_int8_scheme(zoo_export):
     """The GPT's card picks int8 weights but static int8 for OpenVINO: the OpenVINO file quantizes
     activations from calibrated ranges (FakeQuantize), the others keep them float, and the manifest
