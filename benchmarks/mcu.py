@@ -43,6 +43,10 @@ def measure(name: str, work: Path) -> dict:
     return entry | {k: mcu[k] for k in ("flash_bytes", "arena_bytes", "arena_min_bytes", "ops", "tflm_vs_litert_max_units", "tflite_micro")}
 
 
+def _steps(x: float) -> str:
+    return "identical" if x == 0 else f"{x:.0f} step" + ("" if round(x) == 1 else "s")
+
+
 def _kb(n: int) -> str:
     return f"{n / 1024:.1f} KiB"
 
@@ -56,7 +60,7 @@ def render(entries: list[dict]) -> str:
             lines.append(f"| {e['model']} | {e['input']} | {metric} | refused: {e['refused'].replace('|', '/')} | | | |")
             continue
         lines.append(f"| {e['model']} | {e['input']} | {metric} | {_kb(e['flash_bytes'])} | {_kb(e['arena_bytes'])} "
-                     f"(runs in {e['arena_min_bytes']} bytes) | {', '.join(e['ops'])} | {e['tflm_vs_litert_max_units']:.0f} steps |")
+                     f"(runs in {e['arena_min_bytes']} bytes) | {', '.join(e['ops'])} | {_steps(e['tflm_vs_litert_max_units'])} |")
     versions = sorted({e["tflite_micro"] for e in entries if e.get("tflite_micro")})
     lines.append("")
     lines.append("Full-size zoo models, static int8 TFLite. Flash: the .tflite's bytes (the C array's). Tensor arena: the smallest "
