@@ -85,6 +85,9 @@ def _cmd_verify(args) -> int:
     return 0
 
 
+MCU_EXPORT_SUFFIX = "-int8-tflite"  # the folder of a model's static int8 TFLite export made for a microcontroller bundle
+
+
 def _cmd_bundle(args) -> int:
     from .devices.bundle import check_target, make_bundle
 
@@ -96,7 +99,10 @@ def _cmd_bundle(args) -> int:
     paths = _paths_or_model(args, "an export folder")
     if len(paths) != 1:
         raise BadInput(f"pass one export folder (or --model NAME), not {len(paths)}: {', '.join(paths)}")
-    result = make_bundle(paths[0], args.target, out=args.out, samples=args.samples, timeout=args.timeout)
+    out = args.out
+    if out is None and paths[0].endswith(MCU_EXPORT_SUFFIX):  # edgezoo-out/NAME-int8-tflite -> edgezoo-out/NAME-mcu
+        out = paths[0].removesuffix(MCU_EXPORT_SUFFIX) + "-mcu"
+    result = make_bundle(paths[0], args.target, out=out, samples=args.samples, timeout=args.timeout)
     b = result.bundle
     for a in b.artifacts:
         print(f"  {a.file:32s} {a.format:6s} {a.precision:5s} {a.bytes / 1e6:8.2f} MB  {a.runtime}")
@@ -142,7 +148,7 @@ def _exported(model: str, input_shapes: list[str] | None, timeout: float, inputs
                         parse_init_args(init_args))
     out = default_out(spec)
     if mcu:
-        out = out.with_name(out.name + "-mcu")
+        out = out.with_name(out.name + MCU_EXPORT_SUFFIX)
     manifest = out / "manifest.json"
     if manifest.is_file():
         try:
