@@ -14,7 +14,9 @@ in a staging folder beside ``out`` and renamed into place: a stopped run leaves 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import shutil
@@ -130,20 +132,39 @@ def make_bundle(source: str | Path, target: str, out: str | Path | None = None, 
     out = Path(out) if out is not None else source.parent / f"{source.name}-{target}"
     if out.resolve() == source.resolve():
         raise BadInput(f"--out {str(out)!r} is the export folder itself: pass another folder for the bundle")
-    _refuse_foreign(out)
-
     out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would stay the bundle's
-    try:
-        bundle = _build(staging, source, manifest, chosen, spec, samples, timeout)
-        _swap_into_place(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    with _locked(out):
+        _refuse_foreign(out)
+        for stale in out.parent.glob(f".{out.name}.staging-*"):  # a killed run's: under the lock, no live run owns one
+            shutil.rmtree(stale, ignore_errors=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.staging-", dir=out.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would stay the bundle's
+        try:
+            bundle = _build(staging, source, manifest, chosen, spec, samples, timeout)
+            _swap_into_place(staging, out)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     return BundleResult(out, bundle)
+
+
+@contextlib.contextmanager
+def _locked(out: Path):
+    """One bundle into ``out`` at a time: a second is refused in one line (the kernel drops the
+    lock when its holder dies, kill -9 included)."""
+    lock = out.parent / f".{out.name}.lock"
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BadInput(f"--out {str(out)!r}: another edgezoo bundle is writing there now: wait for it, or pass another --out") from None
+        yield
+    finally:
+        os.close(fd)
+        lock.unlink(missing_ok=True)
 
 
 def _check_hashes(source: Path, a: Artifact) -> None:

@@ -147,6 +147,12 @@ def test_bad_input_is_one_line_and_leaves_nothing(cli, zoo_export, tmp_path):
     assert run.returncode == 2 and "not an edgezoo bundle" in run.stderr
     assert [p.name for p in users.iterdir()] == ["notes.txt"]
 
+    stale = tmp_path / ".ok.staging-killedrun"  # what a run killed mid-way leaves: removed by the next run into that folder
+    (stale / "expected").mkdir(parents=True)
+    run = cli("bundle", result.out_dir, "--target", "android", "--out", tmp_path / "ok")
+    assert run.returncode == 0 and not stale.exists() and (tmp_path / "ok" / "bundle.json").is_file()
+    assert not list(tmp_path.glob(".ok.*"))  # nor a lock left behind
+
     changed = tmp_path / "changed"
     shutil.copytree(result.out_dir, changed)
     with open(changed / "cnn.tflite", "ab") as f:
