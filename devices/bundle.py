@@ -210,7 +210,7 @@ def _swap_into_place(staging: Path, out: Path) -> None:
 def _build(staging: Path, source: Path, manifest: Manifest, chosen: list[Artifact], spec: BundleTarget, samples: int, timeout: float) -> Bundle:
     from .. import progress, __version__
     from ..hostinfo import host
-    from ..verify import run_job
+    from .jobs import run_job
 
     for a in chosen:
         for entry in a.files:
