@@ -241,3 +241,23 @@ def test_a_recipe_trains_on_its_own_thread_count_and_records_it():
     assert seen == [1]
     assert json.loads(path.with_suffix(".json").read_text())["threads"] == 1
     assert torch.get_num_threads() == before
+
+
+def test_dqn_selection_policy_answers_bitwise_as_the_module_does():
+    """The DQN's checkpoint selection plays its episodes through ``q_values`` (functional calls
+    without nn.Module's overhead): the same Q-values, bit for bit, as the module through
+    torch_runner, as trained and with int8 weights, so selection picks what it picked before."""
+    import numpy as np
+    import torch
+
+    from edgezoo.devices.runners import torch_runner
+    from edgezoo.models.dqn import QNetwork, q_values
+    from edgezoo.quantize.simulate import with_int8_weights
+
+    torch.manual_seed(0)
+    net = QNetwork().eval()
+    observations = np.random.default_rng(0).uniform(-2, 2, (500, 1, 4)).astype(np.float32)
+    for model in (net, with_int8_weights(net)):
+        fast, slow = q_values(model), torch_runner(model)
+        for obs in observations:
+            np.testing.assert_array_equal(fast([obs])[0], slow([obs])[0])
