@@ -16,6 +16,7 @@ refused with the export that makes a full-integer one.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -96,10 +97,12 @@ def _child(model_path: str, feeds_path: str, n_samples: str, out_path: str) -> N
         return interp
 
     try:
-        interp = attempt(ARENA_CEILING)
+        interp = _printing_to(Path(out_path).with_name("tflm.log"), lambda: attempt(ARENA_CEILING))
     except RuntimeError as exc:
-        missing = re.search(r"[Dd]idn't find op for builtin opcode '([A-Z0-9_]+)'", str(exc))
-        why = f"uses {missing.group(1)}, which TensorFlow Lite Micro has no kernel for" if missing else one_line(str(exc))
+        # TFLM names the operator on its own stderr, not in the exception ("failed to allocate tensors").
+        said = Path(out_path).with_name("tflm.log").read_text(errors="replace")
+        missing = re.search(r"[Dd]idn't find op for builtin opcode '([A-Z0-9_]+)'", said)
+        why = f"uses {missing.group(1)}, which TensorFlow Lite Micro has no kernel for" if missing else one_line(f"{exc}: {said.strip()[-200:]}")
         Path(out_path).write_text(json.dumps({"error": f"{name} cannot run on a microcontroller: {why}"}))
         return
     detail = interp.get_input_details(0)
@@ -158,6 +161,19 @@ def _child(model_path: str, feeds_path: str, n_samples: str, out_path: str) -> N
                        "zero_point": int(q["zero_points"][0])})
     result.update(arena_bytes=arena, arena_min_bytes=high, inputs=inputs, outputs_detail=outputs)
     Path(out_path).write_text(json.dumps(result))
+
+
+def _printing_to(log: Path, fn):
+    """``fn()`` with this process's C-level stderr (file descriptor 2) going to ``log``."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log, "wb") as out:
+        os.dup2(out.fileno(), 2)
+        try:
+            return fn()
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
 
 
 def _output_count(interp) -> int:

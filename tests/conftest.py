@@ -65,24 +65,28 @@ def pytest_configure(config):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Within each parametrized test over zoo models, the models trained in the background worker
-    come after the others, shortest training first (the worker takes them longest first): the
-    worker trains while the tests handle the models trained in the foreground.
-    Only positions held by such a test's cases change; every test still runs."""
+    """Every test that needs a model the background worker trains (its ``name`` parameter, or the
+    models its @pytest.mark.trains names) runs after all the others: until then the worker has the
+    idle core to itself, and what it has trained by then the tests find cached instead of training
+    it themselves or waiting on its lock. Of those, the matrix's come first; within each
+    parametrized test the models go shortest training first (the worker takes them longest first,
+    so the two meet in the middle), and the other tests follow in the worker's order (longest first:
+    the DQN's, which it trains first, are ready first).
+    Only the order changes; every test still runs."""
     rank = {name: i for i, name in enumerate(reversed(_background_models(items)))}
     if not rank:
         return
-    # A test outside the matrix that needs a background model (its "name" parameter, or the models
-    # its @pytest.mark.trains names) waits for the worker's checkpoint, stalling the tests behind it:
-    # such tests go after everything else, shortest training first.
+
     def waits_for(item) -> list[str]:
         marker = item.get_closest_marker("trains")
         return [n for n in [_model(item), *(marker.args if marker else ())] if n in rank]
 
-    late = [item for item in items if item.path.name != "test_matrix.py" and waits_for(item)]
+    late = [item for item in items if waits_for(item)]
     if late:
         chosen = set(map(id, late))
-        items[:] = [item for item in items if id(item) not in chosen] + sorted(late, key=lambda item: -max(rank[n] for n in waits_for(item)))
+        matrix = [item for item in late if item.path.name == "test_matrix.py"]
+        others = sorted((item for item in late if item.path.name != "test_matrix.py"), key=lambda item: -max(rank[n] for n in waits_for(item)))
+        items[:] = [item for item in items if id(item) not in chosen] + matrix + others
     groups: dict = {}
     for index, item in enumerate(items):
         if _model(item) is not None:

@@ -234,3 +234,22 @@ def test_mcu_refuses_a_file_with_float_activations(cli, zoo_export, tmp_path):
     run = cli("bundle", result.out_dir, "--target", "mcu", "--out", tmp_path / "m")
     assert run.returncode == 2 and "--int8-scheme static" in run.stderr and len(run.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "m").exists() and not [p for p in tmp_path.iterdir() if "staging" in p.name]
+
+
+def test_mcu_refuses_an_operator_tflm_has_no_kernel_for(tmp_path):
+    """TensorFlow Lite Micro's own interpreter decides: a file using an operator it has no kernel
+    for (top-k, which litert-torch lowers to a sort) is refused in one line naming the operator."""
+    import litert_torch
+    import torch
+
+    from edgezoo.devices.mcu import measure
+    from edgezoo.errors import BadInput
+
+    class TopK(torch.nn.Module):
+        def forward(self, x):
+            return torch.topk(x, 3).values
+
+    path = tmp_path / "topk.tflite"
+    litert_torch.convert(TopK().eval(), (torch.randn(1, 8),)).export(str(path))
+    with pytest.raises(BadInput, match=r"topk.tflite cannot run on a microcontroller: uses [A-Z0-9_]*SORT[A-Z0-9_]*, which TensorFlow Lite Micro has no kernel for"):
+        measure(path, [[np.zeros((1, 8), np.float32)]])

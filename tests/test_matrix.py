@@ -113,6 +113,7 @@ def test_artifact(zoo_export, name, fmt, precision):
     assert row.latency_ms > 0
 
 
+@pytest.mark.trains("mobilenet")
 def test_flagship_manifest_is_complete(zoo_export):
     spec, result = zoo_export("mobilenet")
     manifest = read_manifest(result.manifest_path)

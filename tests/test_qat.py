@@ -12,6 +12,7 @@ from edgezoo.errors import BadInput
 from edgezoo.pipeline import export
 
 
+@pytest.mark.trains("dqn")
 def test_qat_int8_is_the_fine_tuned_graph_and_keeps_the_dqns_bar(tmp_path):
     spec = zoo.get("dqn").small_variant()
     result = export(spec, qat=True, qat_epochs=3, formats="onnx,openvino", out=tmp_path / "out")

@@ -45,6 +45,7 @@ def test_a_trial_that_cannot_be_run_counts_as_losing_everything():
     assert decision.all_int8_metric is None and decision.kept_float == ["x"] and decision.met
 
 
+@pytest.mark.trains("dqn")
 def test_max_drop_meets_the_bound_in_every_runtime_on_the_dqn(tmp_path):
     """Measured: full static int8 of the DQN's policy loses 200-440 of its 500 return on the
     selection seeds (the dueling heads' output, two Q-values within 1%, does not survive 8-bit

@@ -14,6 +14,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -31,33 +32,46 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def sshd(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sshd")
+def _keys_and_config(root: Path, port: int, user: str) -> Path:
+    """Throwaway host and client keys, the client's in authorized_keys, and an ssh config with a
+    host alias (edgezoo-device) as a user's ~/.ssh/config would have."""
     for key in ("host_key", "client_key", "stranger_key"):
         subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(root / key)], check=True)
     (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
     (root / "authorized_keys").chmod(stat.S_IRUSR | stat.S_IWUSR)
+    config = root / "ssh_config"
+    config.write_text(f"Host edgezoo-device\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n\n"
+                      f"Host *\n  IdentityFile {root}/client_key\n  IdentitiesOnly yes\n  UserKnownHostsFile {root}/known_hosts\n"
+                      "  StrictHostKeyChecking accept-new\n  LogLevel ERROR\n")
+    return config
+
+
+def _wait_for(port: int) -> bool:
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """OpenSSH's sshd on a loopback port (skipped where it is not installed: asyncssh's server
+    below stands in for the one test that needs no more than exec)."""
+    root = tmp_path_factory.mktemp("sshd")
+    port, user = _free_port(), getpass.getuser()
+    config = _keys_and_config(root, port, user)
     if os.geteuid() == 0:
         os.makedirs("/run/sshd", exist_ok=True)  # the privilege-separation folder sshd wants when started as root
-    port, user = _free_port(), getpass.getuser()
     (root / "sshd_config").write_text(
         f"Port {port}\nListenAddress 127.0.0.1\nHostKey {root}/host_key\nAuthorizedKeysFile {root}/authorized_keys\nPidFile {root}/sshd.pid\n"
         "StrictModes no\nUsePAM no\nPasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
         "PermitRootLogin prohibit-password\nLogLevel ERROR\n")
     server = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")], stderr=open(root / "sshd.log", "w"))
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    else:
+    if not _wait_for(port):
         server.kill()
         pytest.fail(f"sshd did not start: {(root / 'sshd.log').read_text()}")
-    config = root / "ssh_config"
-    config.write_text(f"Host edgezoo-device\n  HostName 127.0.0.1\n  Port {port}\n  User {user}\n\n"
-                      f"Host *\n  IdentityFile {root}/client_key\n  IdentitiesOnly yes\n  UserKnownHostsFile {root}/known_hosts\n"
-                      "  StrictHostKeyChecking accept-new\n  LogLevel ERROR\n")
     yield SimpleNamespace(root=root, port=port, user=user, config=config)
     server.terminate()
     server.wait(timeout=10)
@@ -162,3 +176,28 @@ def test_bench_over_ssh_with_the_device_side_on_emulated_arm64(cli, zoo_export, 
     rows = read_bench(tmp_path / "b" / "bench.json").rows
     assert {(r.format, r.precision) for r in rows} == {("tflite", "fp32"), ("tflite", "int8")}
     assert all(r.ok and r.detail["device"]["machine"] == "aarch64" and r.detail["versions"]["ai-edge-litert"] for r in rows)
+
+
+@pytest.mark.skipif(not shutil.which("ssh"), reason="no OpenSSH client")
+def test_bench_over_ssh_against_asyncssh_server(cli, zoo_export, tmp_path, monkeypatch):
+    """Where OpenSSH's server cannot be installed the tests need another real one: asyncssh's,
+    over a real TCP connection from the same ssh client, the same bundle and run.py."""
+    pytest.importorskip("asyncssh")
+    monkeypatch.syspath_prepend(str(Path(__file__).parent / "fixtures"))
+    from ssh_server import AsyncsshServer
+
+    spec, result = zoo_export("cnn")
+    port = _free_port()
+    config = _keys_and_config(tmp_path, port, getpass.getuser())
+    server = AsyncsshServer(port, tmp_path / "host_key", tmp_path / "authorized_keys")
+    try:
+        monkeypatch.setenv("EDGEZOO_SSH_CONFIG", str(config))
+        before = _leftovers()
+        run = cli("bench", result.out_dir, "--device", "ssh://edgezoo-device", "--threads", "1", "--remote-runs", "3",
+                  "--remote-python", sys.executable, "--runtimes", "litert", "--out", tmp_path / "b", "--no-plots")
+        assert run.returncode == 0, run.stdout + run.stderr
+        rows = read_bench(tmp_path / "b" / "bench.json").rows
+        assert {(r.format, r.precision) for r in rows} == {("tflite", "fp32"), ("tflite", "int8")} and all(r.ok for r in rows)
+        assert _leftovers() == before
+    finally:
+        server.close()
