@@ -288,3 +288,45 @@ def read_bundle(folder: str | Path) -> Bundle:
         return typed.build(Bundle, data)
     except (TypeError, ValueError, KeyError) as exc:
         raise BadInput(f"{str(path)!r} does not follow the bundle format ({exc}): make it again") from None
+
+
+def make_file_bundle(path: str | Path, out: str | Path, input_shapes: list[list[int]] | None = None, samples: int = 1,
+                     timeout: float = 300.0) -> Path:
+    """A bundle of one .onnx or .tflite file edgezoo did not make (no manifest): the file, run.py and
+    portable.py, inputs seeded from the file's own declared inputs (dynamic dimensions from
+    ``input_shapes``) and its outputs here. What `edgezoo bench FILE --device ssh://...` copies."""
+    from .jobs import run_job
+
+    path, out = Path(path), Path(out)
+    if path.suffix not in (".onnx", ".tflite"):
+        raise BadInput(f"{str(path)!r}: a device runs .onnx and .tflite files; bundle an export folder for the rest")
+    out.mkdir(parents=True)
+    shutil.copyfile(path, out / path.name)
+    here = Path(__file__).parent
+    shutil.copyfile(here / "portable.py", out / "portable.py")
+    shutil.copyfile(here / "bundle_run.py", out / "run.py")
+    fmt = "onnx" if path.suffix == ".onnx" else "tflite"
+    with tempfile.TemporaryDirectory(prefix="edgezoo-bundle-") as tmp:
+        item = {"id": "f0", "path": str(out / path.name), "runtime": RUNTIME_OF[fmt], "samples": samples, "inputs": None,
+                "shapes": input_shapes, "feeds": None, "out": str(Path(tmp) / "f0.npz")}
+        said, _ = run_job([sys.executable, str(here / "portable.py")], {**os.environ, "PYTHONPATH": ""}, [item], Path(tmp), timeout, lambda n: None)
+        result = said.get("f0", {"status": "failed", "error": "not run"})
+        if result["status"] != "ok":
+            raise BadInput(f"{path.name} does not run in {RUNTIME_OF[fmt]} here ({one_line(result.get('error', ''))}): pass --input-shape for a dynamic input")
+        (out / "expected").mkdir()
+        with np.load(item["out"]) as stored:
+            inputs = {k: stored[k] for k in stored.files if "_i" in k}
+            np.savez(out / "samples.npz", **inputs)
+            np.savez(out / "expected" / f"{path.name}.npz", **{k: stored[k] for k in stored.files if "_o" in k})
+    n_inputs = len([k for k in inputs if k.startswith("s0_i")])
+    entries = [InputEntry(f"input{i}", list(inputs[f"s0_i{i}"].shape), inputs[f"s0_i{i}"].dtype.name) for i in range(n_inputs)]
+    art = BundleArtifact(path.name, fmt, "unknown", RUNTIME_OF[fmt], path.stat().st_size, sha256_file(path), f"expected/{path.name}.npz",
+                         result["output_units"], result.get("quantization") or {})
+    files = [{"path": str(p.relative_to(out)), "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(out.rglob("*")) if p.is_file()]
+    from .. import __version__
+    from ..hostinfo import host
+
+    bundle = Bundle("file", "one model file", path.stem, f"{path.name} (no edgezoo manifest)", "unknown", entries, samples, "samples.npz",
+                    [art], files, "pip install numpy and the file's runtime", f"{host().cpu} ({host().machine})", f"edgezoo {__version__}")
+    write_text_atomic(out / BUNDLE_FILE, json.dumps(dataclasses.asdict(bundle), indent=1) + "\n")
+    return out

@@ -250,8 +250,6 @@ def bench(paths: list[str | Path], threads: list[int] = (1, 2), devices: list[st
     plans, estimated = [], []
     remote = [d for d in devices if d.startswith("ssh://")]
     android = [d for d in devices if d == "adb" or d.startswith("adb:")]
-    if remote and not ctx.model:
-        raise BadInput(f"--device {remote[0]}: pass an export folder (its files are bundled for the device with run.py), not single files")
     for device in devices:
         if device in remote or device in android:
             continue
@@ -279,7 +277,7 @@ def bench(paths: list[str | Path], threads: list[int] = (1, 2), devices: list[st
     with progress.bar(f"bench {ctx.model or ', '.join(ctx.sources)}", total=len(live) * (rounds + 1)) as advance:
         for group in _groups(live):
             _measure_group(group, rounds, seconds_per_row, input_shapes, timeout, advance)
-    measured_remotely = _remote_rows(paths, targets, remote, threads, runtimes, remote_runs, remote_python, timeout) if remote else []
+    measured_remotely = _remote_rows(paths, targets, remote, threads, runtimes, remote_runs, remote_python, timeout, input_shapes) if remote else []
     for device in android:
         measured_remotely += _adb_rows(targets, device, threads, remote_runs, timeout, benchmark_binary)
     rows = [p.row for p in plans] + estimated + measured_remotely
@@ -290,21 +288,24 @@ def bench(paths: list[str | Path], threads: list[int] = (1, 2), devices: list[st
 
 
 def _remote_rows(paths, targets: list[Target], devices: list[str], threads: list[int], runtimes: list[str] | None, runs: int, python: str,
-                 timeout: float) -> list[BenchRow]:
-    """Each ssh device measures the export's rpi bundle (run.py bench), devices in parallel, each
-    one run at a time. A device that fails gives failed rows saying why; what it measured first stays."""
+                 timeout: float, input_shapes: list[list[int]] | None = None) -> list[BenchRow]:
+    """Each ssh device measures the export's rpi bundle (run.py bench), or for a file edgezoo did
+    not make the file with run.py, devices in parallel, each one run at a time. A device that fails
+    gives failed rows saying why; what it measured first stays."""
     import tempfile
     from concurrent.futures import ThreadPoolExecutor
 
-    from .devices.bundle import make_bundle
+    from .devices.bundle import make_bundle, make_file_bundle
     from .devices.remote import DeviceError, bench_on, parse
 
-    folders = [Path(p) for p in paths if Path(p).is_dir()]
+    folders = [Path(p) for p in paths if Path(p).is_dir() and (Path(p) / "manifest.json").is_file()]
+    loose = [t.path for t in targets if t.path is not None and t.precision == "unknown" and t.path.suffix in (".onnx", ".tflite")]
     by_file = {t.path.name: t for t in targets if t.path is not None}
     if runs < 1:
         raise BadInput(f"--remote-runs {runs}: pass at least 1")
     with tempfile.TemporaryDirectory(prefix="edgezoo-remote-") as tmp:
         bundles = [make_bundle(folder, "rpi", out=Path(tmp) / f"b{k}").out for k, folder in enumerate(folders)]
+        bundles += [make_file_bundle(f, Path(tmp) / f"f{k}", input_shapes, timeout=timeout) for k, f in enumerate(loose)]
 
         def one(device: str) -> list[BenchRow]:
             ssh = parse(device)
@@ -364,7 +365,7 @@ def _adb_rows(targets: list[Target], device: str, threads: list[int], runs: int,
 
 
 def _remote_row(r: dict, device: str, target: Target | None) -> BenchRow:
-    label = f"{r.get('format', '?')} {r.get('precision', '?')}"
+    label = target.label if target is not None else f"{r.get('format', '?')} {r.get('precision', '?')}"
     row = BenchRow(label, r.get("format", "?"), r.get("precision", "?"), r.get("runtime", "?"), device, int(r.get("threads", 1)),
                    r["status"], r.get("file"), target.sha256 if target else None, target.bytes if target else None,
                    metric=target.metric if target else None, error=r.get("error"))

@@ -103,6 +103,19 @@ def test_bench_over_ssh_on_two_devices_in_parallel(cli, zoo_export, sshd, tmp_pa
 
 
 @needs_sshd
+def test_a_file_edgezoo_did_not_make_goes_over_with_run_py(cli, zoo_export, sshd, tmp_path, monkeypatch):
+    spec, result = zoo_export("cnn")
+    loose = tmp_path / "theirs.tflite"
+    shutil.copyfile(result.out_dir / "cnn_int8.tflite", loose)
+    monkeypatch.setenv("EDGEZOO_SSH_CONFIG", str(sshd.config))
+    run = cli("bench", loose, "--device", "ssh://edgezoo-device", "--threads", "1", "--remote-runs", "3", "--remote-python", sys.executable,
+              "--out", tmp_path / "b", "--no-plots")
+    assert run.returncode == 0, run.stdout + run.stderr
+    [row] = read_bench(tmp_path / "b" / "bench.json").rows
+    assert row.ok and row.label == "theirs" and row.runtime == "litert" and row.latency.runs == 3 and row.detail["device"]["machine"]
+
+
+@needs_sshd
 def test_ssh_failures_are_one_line_and_keep_nothing_half_done(cli, zoo_export, sshd, tmp_path, monkeypatch):
     spec, result = zoo_export("cnn")
     monkeypatch.setenv("EDGEZOO_SSH_CONFIG", str(sshd.config))
