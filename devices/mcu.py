@@ -64,10 +64,12 @@ def measure(model_path: Path, samples: list[list[np.ndarray]], timeout: float = 
         feeds = Path(tmp) / "feeds.npz"
         np.savez(feeds, **{f"s{s}_i{i}": x for s, feed in enumerate(samples) for i, x in enumerate(feed)})
         out = Path(tmp) / "result.json"
-        cmd = [sys.executable, "-c", "import sys; from edgezoo.devices.mcu import _child; _child(*sys.argv[1:])",
-               str(model_path), str(feeds), str(len(samples)), str(out)]
+        # -I and a folder of its own: run from a clone's root, "-c" would import the source tree's edgezoo/
+        # (which lacks the mapped devices/ package) instead of the installed one.
+        cmd = [sys.executable, "-I", "-c", "import sys; from edgezoo.devices.mcu import _child; _child(*sys.argv[1:])",
+               str(model_path.resolve()), str(feeds), str(len(samples)), str(out)]
         try:
-            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL, cwd=tmp)
         except subprocess.TimeoutExpired:
             raise BadInput(f"{model_path.name}: TensorFlow Lite Micro did not finish in {timeout:g} s: pass a larger --timeout") from None
         if not out.is_file():
