@@ -13,7 +13,6 @@ Results: results/mcu.json (one entry per model).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -75,23 +74,11 @@ def main() -> int:
     parser.add_argument("--render", action="store_true")
     parser.add_argument("--models", default="cnn,mlp,dqn", help="comma-separated zoo models (default cnn,mlp,dqn)")
     args = parser.parse_args()
-    stored = {e["model"]: e for e in json.loads(RESULTS.read_text())} if RESULTS.exists() else {}
-    if not args.render:
-        with tempfile.TemporaryDirectory() as tmp:
-            for name in args.models.split(","):
-                stored[name] = measure(name, Path(tmp))
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        from edgezoo.fileio import write_text_atomic
+    from edgezoo.report import update_per_model_results
 
-        write_text_atomic(RESULTS, json.dumps([stored[n] for n in sorted(stored)], indent=1) + "\n")
-    entries = [stored[n] for n in sorted(stored)]
-    from edgezoo.fileio import write_text_atomic
-    from edgezoo.report import replace_block
-
-    text = README.read_text()
-    if BEGIN in text:
-        write_text_atomic(README, replace_block(text, BEGIN, END, render(entries)))
-    print(render(entries))
+    models = [] if args.render else args.models.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        print(update_per_model_results(RESULTS, README, BEGIN, END, render, lambda name: measure(name, Path(tmp)), models))
     return 0
 
 

@@ -11,7 +11,6 @@ Results merge into results/qat.json (one entry per model).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -76,21 +75,11 @@ def main() -> int:
     parser.add_argument("--models", default="dqn", help="comma-separated zoo models (default dqn)")
     parser.add_argument("--epochs", type=int, default=None, help="QAT epochs (default: the card's default)")
     args = parser.parse_args()
-    stored = {e["model"]: e for e in json.loads(RESULTS.read_text())} if RESULTS.exists() else {}
-    if not args.render:
-        with tempfile.TemporaryDirectory() as tmp:
-            for name in args.models.split(","):
-                stored[name] = measure(name, Path(tmp), args.epochs)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps([stored[n] for n in sorted(stored)], indent=1) + "\n")
-    entries = [stored[n] for n in sorted(stored)]
-    from edgezoo.report import replace_block
-    from edgezoo.fileio import write_text_atomic
+    from edgezoo.report import update_per_model_results
 
-    text = README.read_text()
-    if BEGIN in text:
-        write_text_atomic(README, replace_block(text, BEGIN, END, render(entries)))
-    print(render(entries))
+    models = [] if args.render else args.models.split(",")
+    with tempfile.TemporaryDirectory() as tmp:
+        print(update_per_model_results(RESULTS, README, BEGIN, END, render, lambda name: measure(name, Path(tmp), args.epochs), models))
     return 0
 
 

@@ -104,6 +104,28 @@ def replace_block(text: str, begin: str, end: str, body: str) -> str:
     return f"{head}{begin}\n{body}\n{end}{rest.split(end, 1)[1]}"
 
 
+def update_per_model_results(results, readme, begin: str, end: str, render, measure=None, models=()) -> str:
+    """A benchmark script's per-model results: ``results`` (a JSON list of entries, each with a
+    "model") merged with ``measure(name)`` for each of ``models`` (none: only re-render), written
+    back atomically, and rendered by ``render(entries)`` into ``readme`` between the markers.
+    Returns what was rendered."""
+    import json
+
+
+    results = Path(results)
+    stored = {e["model"]: e for e in json.loads(results.read_text())} if results.exists() else {}
+    if models:
+        for name in models:
+            stored[name] = measure(name)
+        results.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(results, json.dumps([stored[n] for n in sorted(stored)], indent=1) + "\n")
+    body = render([stored[n] for n in sorted(stored)])
+    text = Path(readme).read_text()
+    if begin in text:
+        write_text_atomic(Path(readme), replace_block(text, begin, end, body))
+    return body
+
+
 def duration(seconds: float) -> str:
     """Seconds as a person reads them: "42 s" or "2.5 min"."""
     return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.1f} min"
