@@ -103,6 +103,21 @@ def test_bench_over_ssh_on_two_devices_in_parallel(cli, zoo_export, sshd, tmp_pa
 
 
 @needs_sshd
+def test_device_rows_join_the_hosts_in_one_report(cli, zoo_export, sshd, tmp_path, monkeypatch):
+    """One run, this host and a device: one bench.json, bench.md and plot set holding both, each row
+    naming where it ran."""
+    spec, result = zoo_export("cnn")
+    monkeypatch.setenv("EDGEZOO_SSH_CONFIG", str(sshd.config))
+    run = cli("bench", result.out_dir, "--device", "cpu,ssh://edgezoo-device", "--threads", "1", "--runtimes", "litert", "--rounds", "1",
+              "--seconds", "0.2", "--remote-runs", "3", "--remote-python", sys.executable, "--out", tmp_path / "b")
+    assert run.returncode == 0, run.stdout + run.stderr
+    rows = read_bench(tmp_path / "b" / "bench.json").rows
+    assert {r.device for r in rows} == {"cpu", "ssh://edgezoo-device"} and all(r.ok for r in rows)
+    assert "ssh://edgezoo-device" in (tmp_path / "b" / "bench.md").read_text()
+    assert list((tmp_path / "b").glob("*.png"))
+
+
+@needs_sshd
 def test_a_file_edgezoo_did_not_make_goes_over_with_run_py(cli, zoo_export, sshd, tmp_path, monkeypatch):
     spec, result = zoo_export("cnn")
     loose = tmp_path / "theirs.tflite"
