@@ -209,16 +209,13 @@ def _swap_into_place(staging: Path, out: Path) -> None:
 
 def _build(staging: Path, source: Path, manifest: Manifest, chosen: list[Artifact], spec: BundleTarget, samples: int, timeout: float) -> Bundle:
     from .. import progress, __version__
-    from ..hostinfo import host
-    from .jobs import run_job
+    from ..hostinfo import host, int8_sums_saturate
 
     for a in chosen:
         for entry in a.files:
             shutil.copyfile(source / entry.path, staging / entry.path)
     shutil.copyfile(source / "manifest.json", staging / "manifest.json")
-    here = Path(__file__).parent
-    shutil.copyfile(here / "portable.py", staging / "portable.py")
-    shutil.copyfile(here / "bundle_run.py", staging / "run.py")
+    _copy_runner(staging)
 
     declared = [(i.name, i.shape, i.dtype, *([i.value_range] if i.value_range else [])) for i in manifest.inputs]
     feeds = {f"s{s}_i{k}": x for s in range(samples) for k, x in enumerate(portable.seeded_inputs(declared, seed=s))}
@@ -229,9 +226,8 @@ def _build(staging: Path, source: Path, manifest: Manifest, chosen: list[Artifac
         items = [{"id": f"f{k}", "path": str(staging / a.path), "runtime": RUNTIME_OF[a.format], "samples": samples,
                   "inputs": None, "shapes": None, "feeds": str(staging / "samples.npz"), "out": str(Path(tmp) / f"f{k}.npz")}
                  for k, a in enumerate(chosen)]
-        cmd = [sys.executable, str(here / "portable.py")]
         with progress.bar(f"bundle {manifest.model} for {spec.name}: expected outputs", total=len(items)) as advance:
-            said, _ = run_job(cmd, {**os.environ, "PYTHONPATH": ""}, items, Path(tmp), timeout, lambda n: advance(n))
+            said = _run_here(items, Path(tmp), timeout, advance)
         rows = []
         for item, a in zip(items, chosen):
             result = said.get(item["id"], {"status": "failed", "error": "not run"})
@@ -254,10 +250,9 @@ def _build(staging: Path, source: Path, manifest: Manifest, chosen: list[Artifac
         mcu = write_mcu(staging, staging / art.file, manifest.model, samples_in, litert, art.output_units, timeout)
     if manifest.labels:
         (staging / "labels.txt").write_text("\n".join(manifest.labels) + "\n")
-    files = [{"path": str(p.relative_to(staging)), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
-             for p in sorted(staging.rglob("*")) if p.is_file()]
+    files = _listing(staging)
     notes = []
-    if any(a.precision == "int8" and a.format == "onnx" for a in chosen) and _saturating_host():
+    if any(a.precision == "int8" and a.format == "onnx" for a in chosen) and int8_sums_saturate():
         notes.append("expected outputs of the ONNX int8 files were made on an x86 CPU without VNNI, whose uint8 x int8 kernels "
                      "saturate: a device that does not saturate can differ beyond one step where a file keeps 8-bit weights")
     bundle = Bundle(spec.name, spec.title, manifest.model, manifest.description, manifest.task, manifest.inputs, samples, "samples.npz",
@@ -268,10 +263,25 @@ def _build(staging: Path, source: Path, manifest: Manifest, chosen: list[Artifac
     return bundle
 
 
-def _saturating_host() -> bool:
-    from ..hostinfo import int8_sums_saturate
+def _copy_runner(folder: Path) -> None:
+    """run.py and the portable.py it imports: what a bundle runs with, numpy and a runtime only."""
+    here = Path(__file__).parent
+    shutil.copyfile(here / "portable.py", folder / "portable.py")
+    shutil.copyfile(here / "bundle_run.py", folder / "run.py")
 
-    return int8_sums_saturate()
+
+def _run_here(items: list[dict], work: Path, timeout: float, advance=lambda n: None) -> dict:
+    """portable.py's job over ``items`` in a child process of this host's Python: each file's
+    outputs as the device's runner computes them."""
+    from .jobs import run_job
+
+    said, _ = run_job([sys.executable, str(Path(__file__).with_name("portable.py"))], {**os.environ, "PYTHONPATH": ""}, items, work, timeout, advance)
+    return said
+
+
+def _listing(folder: Path) -> list[dict]:
+    return [{"path": str(p.relative_to(folder)), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+            for p in sorted(folder.rglob("*")) if p.is_file()]
 
 
 def read_bundle(folder: str | Path) -> Bundle:
@@ -295,21 +305,17 @@ def make_file_bundle(path: str | Path, out: str | Path, input_shapes: list[list[
     """A bundle of one .onnx or .tflite file edgezoo did not make (no manifest): the file, run.py and
     portable.py, inputs seeded from the file's own declared inputs (dynamic dimensions from
     ``input_shapes``) and its outputs here. What `edgezoo bench FILE --device ssh://...` copies."""
-    from .jobs import run_job
-
     path, out = Path(path), Path(out)
     if path.suffix not in (".onnx", ".tflite"):
         raise BadInput(f"{str(path)!r}: a device runs .onnx and .tflite files; bundle an export folder for the rest")
     out.mkdir(parents=True)
     shutil.copyfile(path, out / path.name)
-    here = Path(__file__).parent
-    shutil.copyfile(here / "portable.py", out / "portable.py")
-    shutil.copyfile(here / "bundle_run.py", out / "run.py")
+    _copy_runner(out)
     fmt = "onnx" if path.suffix == ".onnx" else "tflite"
     with tempfile.TemporaryDirectory(prefix="edgezoo-bundle-") as tmp:
         item = {"id": "f0", "path": str(out / path.name), "runtime": RUNTIME_OF[fmt], "samples": samples, "inputs": None,
                 "shapes": input_shapes, "feeds": None, "out": str(Path(tmp) / "f0.npz")}
-        said, _ = run_job([sys.executable, str(here / "portable.py")], {**os.environ, "PYTHONPATH": ""}, [item], Path(tmp), timeout, lambda n: None)
+        said = _run_here([item], Path(tmp), timeout)
         result = said.get("f0", {"status": "failed", "error": "not run"})
         if result["status"] != "ok":
             raise BadInput(f"{path.name} does not run in {RUNTIME_OF[fmt]} here ({one_line(result.get('error', ''))}): pass --input-shape for a dynamic input")
@@ -322,7 +328,7 @@ def make_file_bundle(path: str | Path, out: str | Path, input_shapes: list[list[
     entries = [InputEntry(f"input{i}", list(inputs[f"s0_i{i}"].shape), inputs[f"s0_i{i}"].dtype.name) for i in range(n_inputs)]
     art = BundleArtifact(path.name, fmt, "unknown", RUNTIME_OF[fmt], path.stat().st_size, sha256_file(path), f"expected/{path.name}.npz",
                          result["output_units"], result.get("quantization") or {})
-    files = [{"path": str(p.relative_to(out)), "bytes": p.stat().st_size, "sha256": sha256_file(p)} for p in sorted(out.rglob("*")) if p.is_file()]
+    files = _listing(out)
     from .. import __version__
     from ..hostinfo import host
 
