@@ -261,3 +261,51 @@ def test_dqn_selection_policy_answers_bitwise_as_the_module_does():
         fast, slow = q_values(model), torch_runner(model)
         for obs in observations:
             np.testing.assert_array_equal(fast([obs])[0], slow([obs])[0])
+
+
+def test_dqn_update_is_bitwise_the_modules_with_torch_adam_and_clip_grad_norm():
+    """The DQN trainer's update (flat parameters, Adam and clipping written out: half the time per
+    step) computes what nn.Module forwards, ``clip_grad_norm_`` and ``torch.optim.Adam(foreach=True)``
+    compute, bit for bit, for online and target network alike; with a clipping bound that some
+    steps exceed and some do not, so both branches of the clip are compared."""
+    import copy
+
+    import numpy as np
+    import torch
+    from torch import nn
+
+    from edgezoo.models.dqn import QNetwork, _Learner
+
+    torch.manual_seed(0)
+    reference = QNetwork()
+    reference_target = copy.deepcopy(reference)
+    fast, fast_target = copy.deepcopy(reference), copy.deepcopy(reference)
+    learner = _Learner(fast, fast_target, gamma=0.99, max_grad_norm=0.5)
+    opt = torch.optim.Adam(reference.parameters(), lr=1e-3, foreach=True)
+    rng = np.random.default_rng(0)
+    clipped = 0
+    for step in range(60):
+        rows = np.concatenate([rng.uniform(-2, 2, (64, 8)), rng.integers(0, 2, (64, 1)), np.ones((64, 1)),
+                               rng.random((64, 1)) < 0.1], 1).astype(np.float32)
+        lr = 1e-3 * (1 - step / 100)
+        batch = torch.from_numpy(rows)
+        o, n, a, r, d = batch[:, :4], batch[:, 4:8], batch[:, 8].long(), batch[:, 9], batch[:, 10]
+        with torch.no_grad():
+            best_next = reference(n).argmax(1, keepdim=True)
+            y = r + 0.99 * (1 - d) * reference_target(n).gather(1, best_next).squeeze(1)
+        loss = nn.functional.smooth_l1_loss(reference(o).gather(1, a[:, None]).squeeze(1), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        clipped += float(nn.utils.clip_grad_norm_(reference.parameters(), 0.5)) > 0.5
+        for group in opt.param_groups:
+            group["lr"] = lr
+        opt.step()
+        with torch.no_grad():
+            torch._foreach_mul_(list(reference_target.parameters()), 0.995)
+            torch._foreach_add_(list(reference_target.parameters()), list(reference.parameters()), alpha=0.005)
+        learner.update(batch, lr)
+    assert 0 < clipped < 60
+    for ours, theirs in ((fast, reference), (fast_target, reference_target)):  # ours: views of the learner's flat tensors
+        mine = ours.state_dict()
+        for key, value in theirs.state_dict().items():
+            assert torch.equal(mine[key], value), key
