@@ -127,30 +127,34 @@ def in_order(details: dict) -> dict:
     return dict(sorted(details.items(), key=lambda item: item[1]["index"]))
 
 
+UNIT_BOUND, REL_BOUND = 1.0, 1e-4   # within one quantization step; 1e-4 of the largest float output
+
+
 def compare(expected: list, got: list, units: list) -> dict:
     """How far ``got`` is from ``expected``, output by output: in quantization steps where the
     output is stored quantized (``units``: its step, else None), else relative to the largest
     expected value. ``ok``: within one step and 1e-4 relative (NaN where NaN was expected counts
-    as equal)."""
-    worst_units = worst_rel = 0.0
+    as equal). Also the largest absolute difference, and which kinds of output there were
+    (``quantized``, ``float``), so a report can say which bound applied. The one comparison of
+    every check: a bundle's on the device, the MCU's against LiteRT, ``edgezoo verify``'s."""
+    worst_units = worst_rel = worst_abs = 0.0
+    if len(expected) != len(got):
+        return {"ok": False, "why": f"{len(got)} outputs, expected {len(expected)}"}
     for k, (a, b) in enumerate(zip(expected, got)):
         a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
         if a.shape != b.shape:
             return {"ok": False, "why": f"output {k}: shape {list(b.shape)}, expected {list(a.shape)}"}
         same = (a == b) | (np.isnan(a) & np.isnan(b))
         d = float(np.nan_to_num(np.where(same, 0.0, np.abs(a - b)), nan=np.inf).max()) if a.size else 0.0
+        worst_abs = max(worst_abs, d)
         if units[k]:
             worst_units = max(worst_units, d / units[k])
         else:
             scale = float(np.nan_to_num(np.abs(a), nan=0.0, posinf=0.0, neginf=0.0).max()) if a.size else 0.0
             worst_rel = max(worst_rel, d / scale if scale > 0 else (0.0 if d == 0 else float("inf")))
-    if len(expected) != len(got):
-        return {"ok": False, "why": f"{len(got)} outputs, expected {len(expected)}"}
     ok = worst_units <= UNIT_BOUND + 1e-6 and worst_rel <= REL_BOUND
-    return {"ok": ok, "max_units": worst_units, "max_rel": worst_rel}
-
-
-UNIT_BOUND, REL_BOUND = 1.0, 1e-4   # within one quantization step; 1e-4 of the largest float output
+    return {"ok": ok, "max_units": worst_units, "max_rel": worst_rel, "max_abs": worst_abs,
+            "quantized": any(bool(u) for u in units[:len(expected)]), "float": any(not u for u in units[:len(expected)])}
 
 
 def runtime_versions() -> dict:

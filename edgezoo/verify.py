@@ -126,33 +126,26 @@ def _units(target: Target, reported: list) -> list:
 
 
 def _compare(row: VerifyRow, x86, arm, units: list) -> None:
-    worst_units = worst_rel = worst_abs = 0.0
-    bounds = set()
-    for key in sorted(k for k in x86.keys() if "_o" in k):
-        a, b = x86[key], arm[key] if key in arm else None
-        if b is None or a.shape != b.shape:
-            row.status, row.error = "mismatch", f"output {key}: shape {None if b is None else b.shape} on arm64, {a.shape} here"
-            return
-        a64, b64 = a.astype(np.float64), b.astype(np.float64)
-        same = (a64 == b64) | (np.isnan(a64) & np.isnan(b64))
-        diff = np.where(same, 0.0, np.abs(a64 - b64))
-        d = float(np.nan_to_num(diff, nan=np.inf).max()) if diff.size else 0.0
-        worst_abs = max(worst_abs, d)
-        unit = units[int(key.split("_o")[1])]
-        if unit:
-            worst_units = max(worst_units, d / unit)
-            bounds.add(f"{INT8_UNIT_BOUND:g} quantization step")
-        else:
-            scale = float(np.nan_to_num(np.abs(a64), nan=0.0, posinf=0.0, neginf=0.0).max()) if a.size else 0.0
-            worst_rel = max(worst_rel, d / scale if scale > 0 else (0.0 if d == 0 else np.inf))
-            bounds.add(f"{FP32_REL_BOUND:g} relative")
-    row.max_abs_diff = worst_abs
-    row.max_units = worst_units if any("step" in b for b in bounds) else None
-    row.max_rel_diff = worst_rel if any("relative" in b for b in bounds) else None
-    row.bound = " and ".join(sorted(bounds))
-    within = (row.max_units or 0.0) <= INT8_UNIT_BOUND + 1e-6 and (row.max_rel_diff or 0.0) <= FP32_REL_BOUND
-    row.status = "ok" if within else "mismatch"
-    if not within:
+    """Every sample's every output, arm64 against this host, judged by the bundles' own
+    comparison (devices/portable.compare): one definition of what agreeing means."""
+    from .devices import portable
+
+    keys = sorted(k for k in x86.keys() if "_o" in k)
+    missing = next((k for k in keys if k not in arm), None)
+    if missing is not None:
+        row.status, row.error = "mismatch", f"output {missing}: shape None on arm64, {x86[missing].shape} here"
+        return
+    said = portable.compare([x86[k] for k in keys], [arm[k] for k in keys], [units[int(k.split("_o")[1])] for k in keys])
+    if "why" in said:
+        row.status, row.error = "mismatch", f"arm64 {said['why']}"
+        return
+    row.max_abs_diff = said["max_abs"]
+    row.max_units = said["max_units"] if said["quantized"] else None
+    row.max_rel_diff = said["max_rel"] if said["float"] else None
+    row.bound = " and ".join(b for b, kind in ((f"{INT8_UNIT_BOUND:g} quantization step", "quantized"), (f"{FP32_REL_BOUND:g} relative", "float"))
+                             if said[kind])
+    row.status = "ok" if said["ok"] else "mismatch"
+    if not said["ok"]:
         row.error = "outputs differ from this host's beyond " + row.bound
 
 

@@ -10,12 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import typed
+from .devices import portable
 from .manifest import Host
 
 SCHEMA_VERSION = 1
 SCHEMA_PATH = Path(__file__).with_name("verify.schema.json")
-FP32_REL_BOUND = 1e-4     # max |arm64 - x86| / max |x86|, for float outputs
-INT8_UNIT_BOUND = 1.0     # max |arm64 - x86| in units of the output's quantization step
+# The bounds the bundles' check holds a device to, defined once (devices/portable.py):
+FP32_REL_BOUND = portable.REL_BOUND     # max |arm64 - x86| / max |x86|, for float outputs
+INT8_UNIT_BOUND = portable.UNIT_BOUND   # max |arm64 - x86| in units of the output's quantization step
 
 
 @dataclass

@@ -85,6 +85,12 @@ def test_the_comparison_holds_floats_to_1e4_relative_and_quantized_outputs_to_on
     assert judge([0.5, 1.0], [0.5, 1.5], 0.25).status == "mismatch"       # two steps
     assert judge([np.nan, 1.0], [np.nan, 1.0], None).ok                   # the same NaN on both sides
     assert judge([0.0, 1.0], [np.nan, 1.0], None).status == "mismatch"    # a NaN only one side has
+    mixed = VerifyRow("m", "onnx", "int8", "onnxruntime", "cortex-a72", "failed")
+    _compare(mixed, {"s0_o0": np.float32([0.5]), "s0_o1": np.float32([2.0])}, {"s0_o0": np.float32([0.75]), "s0_o1": np.float32([2.0])}, [0.25, None])
+    assert mixed.ok and mixed.bound == "1 quantization step and 0.0001 relative" and mixed.max_units == 1 and mixed.max_rel_diff == 0
+    reshaped = VerifyRow("m", "onnx", "fp32", "onnxruntime", "cortex-a72", "failed")
+    _compare(reshaped, {"s0_o0": np.zeros((1, 2), np.float32)}, {"s0_o0": np.zeros((2, 1), np.float32)}, [None])
+    assert reshaped.status == "mismatch" and "shape [2, 1], expected [1, 2]" in reshaped.error
 
 
 def test_a_process_that_dies_fails_the_file_it_was_on_and_the_rest_run_in_a_new_one(tmp_path):
