@@ -10,6 +10,7 @@ This file imports nothing from edgezoo, so it can be copied next to a model and 
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 import time
@@ -83,6 +84,8 @@ class Model:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        if os.environ.get("EDGEZOO_SHARED_CPU", "") not in ("", "0"):  # idle threads asleep, not spinning
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         sess = ort.InferenceSession(self.path, opts, providers=["CPUExecutionProvider"])
         names = [i.name for i in sess.get_inputs()]
         self.input_names = names

@@ -183,3 +183,24 @@ def test_a_provider_onnx_runtime_does_not_start_is_an_error_not_the_cpus_figures
     with pytest.raises(RuntimeError, match="could not start CUDAExecutionProvider .*fell back to CPUExecutionProvider"):
         onnxruntime_runner(model, 1, ["CUDAExecutionProvider"])
     assert onnxruntime_runner(model, 1).detail["providers"] == ["CPUExecutionProvider"]
+
+
+def test_on_a_shared_cpu_onnx_runtimes_idle_threads_sleep_and_the_row_says_so(tmp_path, monkeypatch):
+    """EDGEZOO_SHARED_CPU (the suite sets it): ONNX Runtime's pool does not spin between calls,
+    and the runner's detail records it, so a latency taken so is not mistaken for a spinning one."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    from edgezoo.devices.runners import onnxruntime_runner
+
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    path = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    x = np.float32([[-1, 2, -3, 4]])
+    monkeypatch.setenv("EDGEZOO_SHARED_CPU", "1")
+    shared = onnxruntime_runner(path, 2)
+    assert shared.detail["idle_threads"].startswith("asleep") and shared.run([x])[0].tolist() == [[0, 2, 0, 4]]
+    monkeypatch.setenv("EDGEZOO_SHARED_CPU", "0")
+    assert "idle_threads" not in onnxruntime_runner(path, 2).detail
