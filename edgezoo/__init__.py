@@ -19,11 +19,12 @@ sys.modules.setdefault("openvino_telemetry", None)
 # EDGEZOO_SHARED_CPU=1: this machine's cores are shared (a CI runner, a VM, other jobs beside
 # edgezoo), so the runtimes' idle threads wait asleep instead of spinning: torch's OpenMP pool
 # (OMP_WAIT_POLICY=PASSIVE, read when torch loads, and inherited by the child processes edgezoo
-# starts) and ONNX Runtime's (devices/runners.py). Spinning buys latency on an idle machine; on a
-# busy one it takes cores from whatever runs beside it (measured on a 2-core VM, a 2-thread loop
-# of small torch and ONNX Runtime calls beside a one-thread training: 2.5x the calls done and the
-# training 1.9x faster with both pools passive). The test suite sets it; `edgezoo bench` figures
-# meant as latency should be taken without it, as deployed runtimes spin.
+# starts) and ONNX Runtime's (devices/runners.py). Spinning buys latency on an idle machine and
+# takes cores from whatever runs beside it. Measured on a 2-core VM: a 2-thread loop of small
+# torch and ONNX Runtime calls beside a one-thread training did 2.5x the calls and the training
+# ran 1.9x faster; but in the test suite (README) two-thread torch training and the first ONNX
+# Runtime runs of convolutional nets slowed as much as the background training gained, so the
+# suite leaves it unset. A trade to measure per machine, not a default.
 if os.environ.get("EDGEZOO_SHARED_CPU", "") not in ("", "0"):
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 

@@ -12,12 +12,6 @@ import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
-# The suite shares two cores between its tests and a background training worker: the runtimes'
-# idle threads sleep instead of spinning (edgezoo/__init__.py says what it buys). Set before
-# anything here imports torch, whose OpenMP pool reads it once; child processes inherit it.
-os.environ["EDGEZOO_SHARED_CPU"] = "1"
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 
 @pytest.fixture(scope="session", autouse=True)
 def edgezoo_home(tmp_path_factory):
