@@ -131,14 +131,11 @@ def _compare(row: VerifyRow, x86, arm, units: list) -> None:
     from .devices import portable
 
     keys = sorted(k for k in x86.keys() if "_o" in k)
-    missing = next((k for k in keys if k not in arm), None)
-    if missing is not None:
-        row.status, row.error = "mismatch", f"output {missing}: shape None on arm64, {x86[missing].shape} here"
+    bad = next((k for k in keys if k not in arm or arm[k].shape != x86[k].shape), None)
+    if bad is not None:  # named by sample and output, which the flat comparison below cannot
+        row.status, row.error = "mismatch", f"output {bad}: shape {arm[bad].shape if bad in arm else None} on arm64, {x86[bad].shape} here"
         return
     said = portable.compare([x86[k] for k in keys], [arm[k] for k in keys], [units[int(k.split("_o")[1])] for k in keys])
-    if "why" in said:
-        row.status, row.error = "mismatch", f"arm64 {said['why']}"
-        return
     row.max_abs_diff = said["max_abs"]
     row.max_units = said["max_units"] if said["quantized"] else None
     row.max_rel_diff = said["max_rel"] if said["float"] else None
