@@ -81,12 +81,7 @@ class Model:
     def _init_onnxruntime(self, threads: int) -> None:
         import onnxruntime as ort
 
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        if os.environ.get("EDGEZOO_SHARED_CPU", "") not in ("", "0"):  # idle threads asleep, not spinning
-            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        sess = ort.InferenceSession(self.path, opts, providers=["CPUExecutionProvider"])
+        sess = ort.InferenceSession(self.path, ort_options(threads), providers=["CPUExecutionProvider"])
         names = [i.name for i in sess.get_inputs()]
         self.input_names = names
         self.inputs = [(i.name, [d if isinstance(d, int) and d >= 0 else None for d in i.shape], ONNX_TYPES.get(i.type, "float32"))
@@ -121,6 +116,24 @@ class Model:
             return [dequantize(out[k], *outs[k]["quantization"]) for k in outs]
 
         self.run = run
+
+
+def shared_cpu() -> bool:
+    """EDGEZOO_SHARED_CPU set: the runtimes' idle threads sleep instead of spinning (edgezoo/__init__.py)."""
+    return os.environ.get("EDGEZOO_SHARED_CPU", "") not in ("", "0")
+
+
+def ort_options(threads: int):
+    """ONNX Runtime's session options for one model run by itself: ``threads`` intra-op threads,
+    no inter-op pool, and no spinning between calls on a shared CPU."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    if shared_cpu():
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return opts
 
 
 def in_order(details: dict) -> dict:

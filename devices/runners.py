@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -125,15 +124,10 @@ def torch_runner(model, threads: int | None = None) -> Runner:
 def onnxruntime_runner(path: Path, threads: int, providers: Sequence[str] | None = None) -> Runner:
     import onnxruntime as ort
 
-    from .portable import ONNX_TYPES
+    from .portable import ONNX_TYPES, ort_options, shared_cpu
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
+    opts = ort_options(threads)  # the same session a bundle's runner opens on the device
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    shared = os.environ.get("EDGEZOO_SHARED_CPU", "") not in ("", "0")  # see edgezoo/__init__.py
-    if shared:
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     asked = list(providers or ["CPUExecutionProvider"])
     sess = ort.InferenceSession(str(path), opts, providers=asked)
     if asked[0] not in sess.get_providers():
@@ -147,7 +141,7 @@ def onnxruntime_runner(path: Path, threads: int, providers: Sequence[str] | None
 
     declared = [(i.name, [d if isinstance(d, int) and d >= 0 else None for d in i.shape], ONNX_TYPES.get(i.type, "float32"))
                 for i in sess.get_inputs()]
-    detail = {"threads": threads, "providers": sess.get_providers()} | ({"idle_threads": "asleep (EDGEZOO_SHARED_CPU)"} if shared else {})
+    detail = {"threads": threads, "providers": sess.get_providers()} | ({"idle_threads": "asleep (EDGEZOO_SHARED_CPU)"} if shared_cpu() else {})
     return Runner("onnxruntime", run, "as stored", detail, declared)
 
 

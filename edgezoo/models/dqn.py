@@ -47,6 +47,12 @@ def _layers(q: QNetwork) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
     return tuple((m.weight, m.bias) for m in (q.features[0], q.features[2], q.value, q.advantage))
 
 
+def _frozen(q: QNetwork) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """:func:`_layers` detached: the parameters' own storage (in-place updates show through),
+    with no autograd recorded."""
+    return tuple((w.detach(), b.detach()) for w, b in _layers(q))
+
+
 def _forward(layers, x: torch.Tensor) -> torch.Tensor:
     """QNetwork.forward as functional calls: the same F.linear and relu that nn.Linear and nn.ReLU
     make, in the same order, so the same numbers bit for bit, without nn.Module's per-call
@@ -65,7 +71,7 @@ def q_values(q: QNetwork):
     to 10,000 steps of one observation each (measured on a 2-core AMD EPYC: 202 us a step with the
     module, about 140 this way). The tensors are the parameters' own storage: in-place optimizer
     steps show through."""
-    layers = tuple((w.detach(), b.detach()) for w, b in _layers(q))
+    layers = _frozen(q)
 
     def predict(inputs):  # detached tensors: autograd records nothing, no grad-mode context needed
         return [_forward(layers, torch.from_numpy(np.asarray(inputs[0]))).numpy()]
@@ -106,8 +112,7 @@ class _Learner:
         self.params, self.grad, self.grad_views = _flatten(q)
         self.target_params, _, _ = _flatten(target)
         self.layers = _layers(q)
-        self.frozen = tuple((w.detach(), b.detach()) for w, b in self.layers)
-        self.target_layers = tuple((w.detach(), b.detach()) for w, b in _layers(target))
+        self.frozen, self.target_layers = _frozen(q), _frozen(target)
         self.exp_avg, self.exp_avg_sq = torch.zeros_like(self.params), torch.zeros_like(self.params)
         self.gamma, self.max_grad_norm, self.betas, self.eps, self.steps = gamma, max_grad_norm, betas, eps, 0
 
