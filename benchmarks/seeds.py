@@ -48,7 +48,17 @@ def measure(name: str, seed: int, threads: int | None = None) -> dict:
     return {"model": name, "recipe": recipe_fingerprint(card), "seed": seed, "metric_name": spec.metric_name, "metric": metric,
             "bar": None if bar is None else bar[0], "higher_is_better": data.measure.higher_is_better,
             "cleared": None if bar is None else data.measure.clears(metric, bar[0]),
-            "seconds": round(seconds, 1), "cpu": _host().cpu, "threads": threads}
+            "seconds": round(seconds, 1), "cpu": _host().cpu, "threads": threads, **_trainer_steps(path)}
+
+
+def _trainer_steps(checkpoint: Path) -> dict:
+    """The steps a trainer that stops on its own took (the DQN's, from the record written beside
+    its checkpoint): how close a seed came to its budget."""
+    try:
+        steps = json.loads(checkpoint.with_suffix(".json").read_text())["metrics"]["steps"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return {"steps": int(steps)}
 
 
 def recipe_fingerprint(card) -> str:
@@ -80,7 +90,7 @@ def render(entries: list[dict]) -> str:
             on_cpu = [e for e in runs if e["cpu"] == cpu]
             first = on_cpu[0]
             said_bar = "-" if first["bar"] is None else f"{'>=' if first['higher_is_better'] else '<='} {first['bar']:.4g}"
-            per_seed = ", ".join(f"{e['seed']}{_threads(e)}: {e['metric']:.4g}" for e in on_cpu)
+            per_seed = ", ".join(f"{e['seed']}{_threads(e)}: {e['metric']:.4g}{_steps(e)}" for e in on_cpu)
             cleared = sum(bool(e["cleared"]) for e in on_cpu)
             lines.append(f"| {name} | {first['metric_name']} | {said_bar} | {per_seed} | {cleared} of {len(on_cpu)} | {cpu} |")
     return "\n".join(lines)
@@ -90,6 +100,10 @@ def _key(entry: dict) -> tuple:
     """A run is one model, seed and thread count on one kind of CPU (another CPU's float kernels
     can train another model, so its runs stand beside this one's rather than replace them)."""
     return entry["model"], entry["seed"], entry.get("threads"), entry["cpu"]
+
+
+def _steps(entry: dict) -> str:
+    return f" in {entry['steps']:,} steps" if entry.get("steps") else ""
 
 
 def _threads(entry: dict) -> str:
