@@ -186,7 +186,7 @@ def render() -> str:
             lines.append(f"| {profile['title']} | {check['runtime']} | {check['precision']} | {check['threads']} | {check['latency_ms']} | {said} | "
                          f"{error} | {roof:.1f} | {basis} | {loo_text} |")
     return "\n".join(lines) + ("\n\nMobileNetV2-1.0-224 (1000 classes) estimated from its graph's costs and each device's profile "
-                               "(devices/profiles/*.toml, every figure with its source); published: XNNPACK's end-to-end benchmarks. "
+                               "(devices/profiles/*.toml, every figure with its source); published: XNNPACK's end-to-end benchmarks (Raspberry Pi 4, Pixel 3a) and ncnn's benchncnn (Raspberry Pi 5, Jetson Nano; the minimum of its runs). "
                                f"The development host's row ({HOST_PROFILE}) is the estimator checked where the answer can be measured: "
                                "its calibration and check figures are this machine's own, measured by `benchmarks/estimates.py --host` "
                                "on the files edgezoo exports (so its 'published ms' column is measured). "

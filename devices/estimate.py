@@ -28,7 +28,7 @@ from ..errors import BadInput, did_you_mean
 
 PROFILES_DIR = Path(__file__).with_name("profiles")
 REFERENCE_COSTS = PROFILES_DIR / "reference_costs.json"
-BYTES_PER_ELEMENT = {"fp32": 4, "int8": 1}
+BYTES_PER_ELEMENT = {"fp32": 4, "fp16": 2, "int8": 1}
 
 
 @dataclass(frozen=True)
@@ -158,7 +158,10 @@ def reference_ops() -> dict[str, dict[str, list[OpCost]]]:
     """{model: {precision: operators}} of the calibration and check architectures
     (devices/reference_models.py), as benchmarks/estimates.py --references measured them."""
     data = json.loads(REFERENCE_COSTS.read_text())
-    return {m: {p: [OpCost(*op) for op in ops] for p, ops in by_precision.items()} for m, by_precision in data["models"].items()}
+    out = {m: {p: [OpCost(*op) for op in ops] for p, ops in by_precision.items()} for m, by_precision in data["models"].items()}
+    for by_precision in out.values():  # fp16 (ncnn's float arithmetic on Armv8.2 cores): fp32's graph at half the bytes
+        by_precision.setdefault("fp16", [OpCost(o.kind, o.macs, o.bytes // 2) for o in by_precision["fp32"]])
+    return out
 
 
 def reference_costs() -> dict[str, dict[str, Costs]]:

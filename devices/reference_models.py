@@ -1,6 +1,7 @@
 """The architectures whose published device latencies calibrate the estimator (MobileNet V1, V3
-Large, V3 Small; ImageNet shape, 1000 classes), built here only to measure their graphs' costs:
-what they compute, never trained. MobileNetV2, the flagship, is deliberately not among them."""
+Large, V3 Small, ResNet-18, ShuffleNetV2 x1.0; ImageNet shape, 1000 classes), built here only to
+measure their graphs' costs: what they compute, never trained. MobileNetV2, the flagship, is
+deliberately not among them."""
 
 from __future__ import annotations
 
@@ -56,11 +57,13 @@ class MobileNetV3Large(nn.Module):
 def build(name: str) -> nn.Module:
     from ..models.mobilenet import MobileNetV2
     from ..models.mobilenet_v3 import MobileNetV3Small
+    from ..models.resnet import resnet18
+    from ..models.shufflenet import ShuffleNetV2
 
     builders = {"mobilenet_v1": mobilenet_v1, "mobilenet_v3_large": MobileNetV3Large, "mobilenet_v3_small": MobileNetV3Small,
-                "mobilenet_v2": MobileNetV2}
+                "resnet18": resnet18, "shufflenet_v2": ShuffleNetV2, "mobilenet_v2": MobileNetV2}
     return builders[name]().eval()
 
 
-CALIBRATION_MODELS = ("mobilenet_v1", "mobilenet_v3_large", "mobilenet_v3_small")
+CALIBRATION_MODELS = ("mobilenet_v1", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18", "shufflenet_v2")
 CHECK_MODELS = ("mobilenet_v2",)

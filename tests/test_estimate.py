@@ -24,7 +24,7 @@ def test_no_profile_calibrates_on_the_model_it_is_checked_against():
 def test_mobilenet_v2_is_predicted_within_30_percent_of_each_published_figure():
     refs = est.reference_costs()
     published = [n for n in est.profile_names() if not est.load_profile(n).get("measured")]
-    assert {"rpi4", "pixel3a"} <= set(published)
+    assert {"rpi4", "rpi5", "pixel3a", "jetson_nano"} <= set(published)
     for name in published:  # the development host's measured profile shows its error in the README
         profile = est.load_profile(name)
         for check in profile["check"]:
@@ -74,7 +74,7 @@ def test_bench_on_a_profile_estimates_and_says_so(cli, zoo_export, tmp_path):
     assert all(r.device in ("rpi4", "pixel3a") for r in rows)
 
 
-@pytest.mark.parametrize("device,needle", [("rpi", "did you mean rpi4"), ("jetson", "rpi4")])
+@pytest.mark.parametrize("device,needle", [("rpi", "did you mean rpi5"), ("jetson", "did you mean jetson_nano"), ("raspberrypi", "rpi4, rpi5")])
 def test_an_unknown_device_is_one_line(cli, tmp_path, device, needle):
     (tmp_path / "m.onnx").write_bytes(b"x")
     run = cli("bench", tmp_path / "m.onnx", "--device", device)
