@@ -12,7 +12,7 @@ from torch import nn
 from .. import progress
 from ..data.cartpole import EVAL_SEEDS, episode_returns, load_cartpole, lockstep_returns
 from ..devices.runners import torch_runner
-from ..quantize.simulate import with_int8_weights
+from ..quantize.simulate import with_dynamic_int8, with_int8_weights
 from ..registry import InputSpec, ModelSpec, Stage, Tolerance, TrainRecipe, register
 
 SELECT_SEEDS = range(5_000, 5_020)  # checkpoint selection; the held-out measure uses other seeds
@@ -161,17 +161,30 @@ class _Learner:
             self.target_params.mul_(0.995).add_(self.params, alpha=0.005)
 
 
-def _selection_score(q: nn.Module, best: float) -> float:
-    """The worse mean return of the policy as trained and with int8 weights. The int8 policy is
-    played only when the float one reaches ``best``: below it, the worse of the two cannot win."""
-    def mean_return(module: nn.Module) -> float:
+def _selection_score(q: QNetwork, best: float) -> float:
+    """The worst mean return of the policy as trained and as each int8 file computes it: weights
+    rounded to int8 (OpenVINO's compressed weights; what the others store), and ONNX Runtime's
+    dynamic int8, which quantizes the activations per call as well (LiteRT's dynamic-range kernels
+    do likewise), both as ARM and VNNI kernels sum it and as an x86 CPU without VNNI does, with
+    pairs of products saturating in 16 bits. Measured on a 2-core AVX2 AMD EPYC: a checkpoint
+    chosen on the first two alone scored 500 in torch and 75 in that ONNX Runtime file, whose
+    Q-values were up to 17 off. Each is played only while the ones before reach ``best``: below
+    it, the worst cannot win."""
+    def functional(module: QNetwork):  # (n, 4) observations in, (n, 2) Q-values out
         predict = q_values(module)
-        return float(np.mean(lockstep_returns(lambda x: predict([x])[0], SELECT_SEEDS)))
+        return lambda x: predict([x])[0]
 
-    score = mean_return(q)
-    if score < best:
-        return score
-    return min(score, mean_return(with_int8_weights(q)))
+    def simulated(module: nn.Module):
+        return lambda x: module(torch.from_numpy(x)).numpy()
+
+    score = float("inf")
+    with torch.no_grad():
+        for policy in (lambda: functional(q), lambda: functional(with_int8_weights(q)),
+                       lambda: simulated(with_dynamic_int8(q)), lambda: simulated(with_dynamic_int8(q, saturate=True))):
+            score = min(score, float(np.mean(lockstep_returns(policy(), SELECT_SEEDS))))
+            if score < best:
+                break
+    return score
 
 
 def train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
@@ -180,20 +193,23 @@ def train_dqn(spec: ModelSpec) -> tuple[nn.Module, dict]:
     Robust rather than lucky: reinforcement learning turns the last-bit differences between two
     CPUs' float kernels into different policies (the same seeded recipe reached 500 on an AMD host
     and 218 on an Intel one), and DQN's return oscillates. So every 500 steps the greedy policy
-    plays 20 selection episodes (side by side, one forward call per step for all of them), as
-    trained and with its weights rounded to int8 as the shipped int8 files store them, and the
-    checkpoint whose worse score is best is kept; training stops at the first perfect one (500 both
-    ways). A run that has none 10,000 steps past the recipe is one whose trajectory went astray:
-    another run starts from a seed derived from the recipe's, up to three in all, and the best
-    checkpoint of all of them is kept.
+    plays 20 selection episodes (side by side, one forward call per step for all of them) as
+    trained and as each int8 file computes it (_selection_score), and the checkpoint whose worst
+    score is best is kept; training stops at the first perfect one (500 every way). A run that has
+    none 10,000 steps past the recipe is one whose trajectory went astray: another run starts from
+    a seed derived from the recipe's, up to three in all, and the best checkpoint of all of them
+    is kept.
     Cost: a gradient update (~1.5 ms) was 70% of the time, and a perfect checkpoint often lives
     for less than 2,500 steps. Measured over seeds 0-4 on a 2-core AVX2 AMD EPYC (steps to the
-    first perfect checkpoint): one update per step at 5e-4 with selection every 2,500 steps took
-    60,000 and 115,000 steps (seeds 1, 0: the latter a second run); every 500 steps, 56,000,
-    33,000, 2,000, 112,500 (a second run), 35,500; one update every 2 steps at 1e-3, 27,500-70,000
-    for all five in their first run (44-108 s); one every 4 steps at 2e-3 lost seeds 0 and 1
-    (three runs each, no perfect checkpoint). One thread (the recipe's): the network is tiny,
-    threads only add overhead."""
+    first checkpoint perfect as trained and with int8 weights): one update per step at 5e-4 with
+    selection every 2,500 steps took 60,000 and 115,000 steps (seeds 1, 0: the latter a second
+    run); every 500 steps, 56,000, 33,000, 2,000, 112,500 (a second run), 35,500; one update every
+    2 steps at 1e-3, 27,500-70,000 for all five in their first run (44-108 s); one every 4 steps at
+    2e-3 lost seeds 0 and 1 (three runs each, no perfect checkpoint). With the dynamic int8 files'
+    arithmetic also required perfect: seeds 1-4 took 27,500-55,000 steps in their first run, seed 0
+    a second run (135,500 in all); letting a run go on 40,000 steps past the recipe instead of
+    10,000 did not spare seed 0 its second run (no perfect checkpoint by 100,000).
+    One thread (the recipe's): the network is tiny, threads only add overhead."""
     import gymnasium as gym
 
     recipe = spec.recipe
