@@ -68,10 +68,9 @@ def _dynamic(ctx, fp32_path: Path, out_path: Path) -> str:
     # constants int8; 49 and 96% with it). Symbolic shapes are not needed for weights.
     # Full 8-bit weights on every CPU, unlike static int8: where the U8S8 kernels saturate (x86
     # without VNNI) the files still met their bounds, and the DQN's checkpoint is chosen for its
-    # policy under exactly this file's arithmetic, saturating and not (quantize/simulate.
-    # with_dynamic_int8, tested against this runtime; measured on an AVX2-only AMD EPYC: 7-bit
-    # weights, mean return 243; asymmetric uint8 ones, 215; 8-bit, 500). Such a host's outputs can
-    # then differ from an ARM device's, which do not saturate: `edgezoo verify` says so.
+    # policy under exactly this rounding (measured on an AVX2-only AMD EPYC: 7-bit weights, mean
+    # return 243; asymmetric uint8 ones, 215; 8-bit, 500). Such a host's outputs can then differ
+    # from an ARM device's, which do not saturate: `edgezoo verify` says so.
     with _preprocessed(ctx, fp32_path, symbolic_shapes=False) as prepped:
         quantize_dynamic(str(prepped), str(out_path), weight_type=QuantType.QInt8, per_channel=True)
     return "dynamic: per-channel int8 weights (MatMul, Gemm, Gather, LSTM), activations quantized per call"

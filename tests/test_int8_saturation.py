@@ -51,33 +51,3 @@ def test_dynamic_int8_keeps_all_8_bits_on_every_cpu(zoo_export):
     weights = [numpy_helper.to_array(t) for t in graph.initializer if t.data_type == onnx.TensorProto.INT8 and len(t.dims) >= 2]
     assert weights, "no int8 weight tensors in the dynamic int8 file"
     assert max(int(np.abs(w.astype(np.int32)).max()) for w in weights) == 127
-
-
-def test_the_dynamic_int8_simulation_computes_what_onnx_runtime_does_on_this_cpu(tmp_path):
-    """The DQN's checkpoint selection plays its policy through ``with_dynamic_int8`` as well, with
-    and without the 16-bit saturation: the simulation that matches this CPU's kernels gives ONNX
-    Runtime's own Q-values from the same dynamic int8 file (the quantizer's call of the "weights"
-    scheme), and where the kernels saturate, the other is measurably off."""
-    import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    from edgezoo.models.dqn import QNetwork
-    from edgezoo.quantize.simulate import with_dynamic_int8
-
-    import onnxruntime as ort
-
-    torch.manual_seed(0)
-    q = QNetwork().eval()
-    fp32, int8 = tmp_path / "q.onnx", tmp_path / "q_int8.onnx"
-    torch.onnx.export(q, (torch.zeros(1, 4),), str(fp32), dynamo=False, opset_version=17, input_names=["observation"])
-    quantize_dynamic(str(fp32), str(int8), weight_type=QuantType.QInt8, per_channel=True)
-    session = ort.InferenceSession(str(int8), providers=["CPUExecutionProvider"])
-    observations = np.random.default_rng(0).uniform(-2, 2, (300, 4)).astype(np.float32)
-    theirs = np.concatenate([session.run(None, {"observation": o[None]})[0] for o in observations])
-    with torch.no_grad():
-        ours = {s: with_dynamic_int8(q, saturate=s)(torch.from_numpy(observations)).numpy() for s in (False, True)}
-    scale = np.abs(theirs).max()
-    matching = ours[int8_sums_saturate()]
-    assert np.abs(matching - theirs).max() <= 1e-3 * scale
-    if int8_sums_saturate():
-        assert np.abs(ours[False] - theirs).max() > 1e-2 * scale

@@ -34,32 +34,6 @@ def episode_returns(predict, seeds, batch: int = 1, max_steps: int = 500) -> lis
     return returns
 
 
-def lockstep_returns(forward, seeds, max_steps: int = 500) -> list[float]:
-    """One greedy episode per seed, played side by side: each step is one ``forward`` call on the
-    stacked observations of the episodes still running ((n, 4) float32 in, (n, actions) out),
-    instead of one call per episode step. The same episodes as :func:`episode_returns` but for
-    the last bits of a batched matrix product, which may break a near-tie between two Q-values
-    the other way; so it serves choices made during training, never the held-out measure."""
-    import gymnasium as gym
-
-    envs = [gym.make("CartPole-v1", max_episode_steps=max_steps) for _ in seeds]
-    obs = np.stack([env.reset(seed=seed)[0] for env, seed in zip(envs, seeds)]).astype(np.float32)
-    returns = np.zeros(len(envs))
-    running = list(range(len(envs)))
-    while running:
-        actions = np.asarray(forward(obs[running])).argmax(1)
-        still = []
-        for i, action in zip(running, actions):
-            obs[i], reward, terminated, truncated, _ = envs[i].step(int(action))
-            returns[i] += reward
-            if not (terminated or truncated):
-                still.append(i)
-        running = still
-    for env in envs:
-        env.close()
-    return returns.tolist()
-
-
 def random_policy_states(n: int, seed: int) -> np.ndarray:
     import gymnasium as gym
 
