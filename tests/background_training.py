@@ -16,20 +16,12 @@ import sys
 
 
 def main(*names: str) -> int:
+    os.nice(19)  # a core only when the tests leave one idle
     from edgezoo import paths, zoo
-    from edgezoo.judge import JUDGE
     from edgezoo.train import cache_key, trained_model
 
-    specs = [zoo.get(name).small_variant() for name in names]
-    if any(spec.metric_name == "digit_score" for spec in specs):
-        # The generative models score their samples with the judge (the zoo's cnn, a two-thread
-        # recipe), trained on first use: here first and at the tests' priority. Measured on 2
-        # cores: at nice 19 it took 179 s midway, inside the diffusion model's training, and 149 s
-        # at the start (two threads at the lowest priority beside the tests' one wait on each other).
-        print("training the judge of generated digits", flush=True)
-        trained_model(JUDGE)
-    os.nice(19)  # from here on, a core only when the tests leave one idle
-    for name, spec in zip(names, specs):
+    for name in names:
+        spec = zoo.get(name).small_variant()
         checkpoint = paths.checkpoint_path(spec.name, cache_key(spec))
         if checkpoint.is_file():
             continue
