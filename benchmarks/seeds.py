@@ -52,13 +52,11 @@ def measure(name: str, seed: int, threads: int | None = None) -> dict:
 
 
 def _trainer_steps(checkpoint: Path) -> dict:
-    """The steps a trainer that stops on its own took (the DQN's, from the record written beside
-    its checkpoint): how close a seed came to its budget."""
-    try:
-        steps = json.loads(checkpoint.with_suffix(".json").read_text())["metrics"]["steps"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return {}
-    return {"steps": int(steps)}
+    """The steps a trainer that stops on its own took (the DQN's): how close a seed came to its budget."""
+    from edgezoo.train import training_metrics
+
+    steps = training_metrics(checkpoint).get("steps")
+    return {} if steps is None else {"steps": int(steps)}
 
 
 def recipe_fingerprint(card) -> str:

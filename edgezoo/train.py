@@ -185,10 +185,23 @@ def _train_and_cache(spec: ModelSpec, path: Path) -> nn.Module:
     return model
 
 
-def training_record(checkpoint: Path) -> dict | None:
-    """How a cached checkpoint was trained, as written next to it when it was: seconds, threads."""
+def _written_beside(checkpoint: Path) -> dict | None:
+    """What _train_and_cache wrote next to ``checkpoint``, if it is there and readable."""
     try:
         info = json.loads(checkpoint.with_suffix(".json").read_text())
     except (OSError, ValueError):
         return None
-    return {"seconds": info.get("train_seconds"), "threads": info.get("threads")}
+    return info if isinstance(info, dict) else None
+
+
+def training_record(checkpoint: Path) -> dict | None:
+    """How a cached checkpoint was trained, as written next to it when it was: seconds, threads."""
+    info = _written_beside(checkpoint)
+    return None if info is None else {"seconds": info.get("train_seconds"), "threads": info.get("threads")}
+
+
+def training_metrics(checkpoint: Path) -> dict:
+    """What the trainer reported when it made ``checkpoint`` (val and test metrics, and a
+    self-stopping trainer's steps, as the DQN's), as written next to it; {} when there is none."""
+    metrics = (_written_beside(checkpoint) or {}).get("metrics")
+    return metrics if isinstance(metrics, dict) else {}
