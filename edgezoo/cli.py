@@ -254,18 +254,8 @@ def _cmd_list(args) -> int:
     return 0
 
 
-def _profile_names() -> str:
-    """The device profiles shipped in devices/profiles/, found without importing the estimator (or
-    numpy) when the parser is built."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.find_spec("edgezoo.devices")
-    folders = spec.submodule_search_locations if spec is not None else []
-    return ", ".join(sorted(p.stem for folder in folders for p in Path(folder, "profiles").glob("*.toml")))
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from .devices.estimate import profile_names
     from .export import FORMATS
     from .export.child import DEFAULT_STEP_TIMEOUT_S
 
@@ -320,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", default=None, help="comma-separated thread counts, each measured (default: 1 and the cores, at most 4)")
     p.add_argument("--device", default="cpu", help="comma-separated: cpu, cuda (ONNX Runtime's CUDA provider), openvino:GPU (measured here); "
                    "ssh://[user@]host[:port] (the export's rpi bundle measured there with run.py, over your own ssh setup; several "
-                   f"devices in parallel); adb[:SERIAL] (each .tflite timed by LiteRT's benchmark_model on an Android device); or a device profile ({_profile_names()}: estimated from devices/profiles/) (default cpu)")
+                   f"devices in parallel); adb[:SERIAL] (each .tflite timed by LiteRT's benchmark_model on an Android device); or a device profile ({', '.join(profile_names())}: estimated from devices/profiles/) (default cpu)")
     p.add_argument("--remote-runs", type=int, default=50, help="with ssh:// and adb devices: timed runs per file and thread count (default 50)")
     p.add_argument("--benchmark-binary", default=None, metavar="PATH",
                    help="with --device adb[:SERIAL]: LiteRT's benchmark_model for the device, pushed for the run (default: the device's "
