@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrain", action="store_true", help="train again even if a checkpoint is cached")
     p.add_argument("--prune", type=float, default=None, metavar="RATIO",
                    help="remove this fraction of the channels first (structured, torch-pruning), fine-tune, then export the smaller model")
-    p.add_argument("--finetune-epochs", type=int, default=None, help="fine-tuning epochs after --prune (default: a quarter of the card's)")
+    p.add_argument("--finetune-epochs", type=int, default=None, help="fine-tuning epochs after --prune, spread over the card's training stages (default: the card's own)")
     p.add_argument("--timeout", type=float, default=DEFAULT_STEP_TIMEOUT_S, metavar="SECONDS",
                    help=f"limit for each conversion, quantization or first run of a file, in its child process (default {DEFAULT_STEP_TIMEOUT_S:.0f})")
     p.set_defaults(func=_cmd_export)
@@ -363,7 +363,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("prune", help="remove whole channels of a zoo model (torch-pruning), fine-tune it and cache it")
     p.add_argument("--model", required=True)
     p.add_argument("--ratio", type=float, required=True, help="fraction of the channels to remove, in (0, 1)")
-    p.add_argument("--finetune-epochs", type=int, default=None, help="fine-tuning epochs (default: a quarter of the card's)")
+    p.add_argument("--finetune-epochs", type=int, default=None, help="fine-tuning epochs, spread over the card's training stages (default: the card's own)")
     p.set_defaults(func=_cmd_prune)
 
     p = sub.add_parser("list", help="list the zoo's models")

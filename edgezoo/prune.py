@@ -100,15 +100,60 @@ def prune_structure(model: nn.Module, example_inputs: tuple[torch.Tensor, ...], 
 
 
 def cache_paths(spec: ModelSpec, base_checkpoint: Path, ratio: float, epochs: int) -> tuple[Path, Path]:
-    key = hashlib.sha256(json.dumps({"base": sha256_file(base_checkpoint), "ratio": ratio, "epochs": epochs, "round_to": ROUND_TO, "version": 1},
+    key = hashlib.sha256(json.dumps({"base": sha256_file(base_checkpoint), "ratio": ratio, "epochs": epochs, "round_to": ROUND_TO, "version": 2},
                                     sort_keys=True).encode()).hexdigest()[:12]
     weights = paths.home() / "pruned" / f"{spec.name}-p{round(ratio * 100)}-{key}.safetensors"
     return weights, weights.with_suffix(".json")
 
 
 def default_finetune_epochs(spec: ModelSpec) -> int:
-    """A quarter of the card's training epochs (at least 1), at its last stage's input size."""
-    return max(1, sum(s.epochs for s in spec.recipe.stages) // 4)
+    """The card's own training epochs: the pruned model is trained again with its recipe."""
+    return sum(s.epochs for s in spec.recipe.stages)
+
+
+def finetune_stages(spec: ModelSpec, epochs: int) -> tuple[Stage, ...]:
+    """The card's stages (input sizes, learning rates, frozen prefixes) with ``epochs`` spread over
+    them in proportion, at least one each; fewer epochs than stages: the last ones (the export's
+    size), one epoch each.
+
+    Why the card's stages (measured on a 2-core AVX2 AMD EPYC, MobileNetV2 at 35%, unpruned test
+    accuracy 0.958): the previous fine-tuning, a quarter of the card's epochs all at 224x224 with
+    everything trained at a third of the last stage's learning rate, scored 0.88-0.90, with or
+    without distillation from the unpruned model (the Intel host's 0.964 was luck). The card's
+    stages at its learning rates (most epochs at 64x64, the export size last with the early blocks
+    frozen): half its epochs 0.958 / 0.933 / 0.939 over three shuffles; all of them 0.983 / 0.964 over
+    two (the batch norms re-estimated first in every run),
+    in under 5 minutes."""
+    stages = spec.recipe.stages
+    if epochs < len(stages):
+        return tuple(dataclasses.replace(s, epochs=1) for s in stages[len(stages) - epochs:])
+    total = sum(s.epochs for s in stages)
+    counts = [max(1, round(s.epochs * epochs / total)) for s in stages]
+    counts[counts.index(max(counts))] += epochs - sum(counts)  # the longest stage takes the rounding
+    return tuple(dataclasses.replace(s, epochs=n) for s, n in zip(stages, counts))
+
+
+def recalibrate_batch_norm(model: nn.Module, data) -> None:
+    """Re-estimates every batch norm's running statistics on the training split (no gradient, no
+    augmentation): removing channels changes what the following layers see, and the statistics
+    the unpruned model kept no longer fit (MobileNetV2 at 35%: test accuracy 0.11 before, 0.20
+    after, on the way to fine-tuning)."""
+    from .train import _fast_layout
+
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    if not norms:
+        return
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a cumulative average over the whole split
+    model.train()
+    with torch.no_grad():
+        for inputs, _ in data.batches("train", 64):
+            model(*_fast_layout(inputs))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()
 
 
 def pruned_model(spec: ModelSpec, ratio: float, finetune_epochs: int | None = None) -> PruneResult:
@@ -116,7 +161,7 @@ def pruned_model(spec: ModelSpec, ratio: float, finetune_epochs: int | None = No
     from safetensors.torch import save
 
     from .stats import count_macs, count_params
-    from .train import _run_stage, evaluate, trained_model
+    from .train import _freeze_before, _run_stage, evaluate, trained_model
 
     check_prunable(spec, ratio, finetune_epochs, None)
     epochs = default_finetune_epochs(spec) if finetune_epochs is None else int(finetune_epochs)
@@ -135,13 +180,16 @@ def pruned_model(spec: ModelSpec, ratio: float, finetune_epochs: int | None = No
     progress.info(f"{spec.name}: pruning {ratio:.0%} of the channels, then fine-tuning {epochs} epochs (once; cached in {weights.parent})")
     pristine = spec.build()
     model = prune_structure(base, example, ratio, spec.name)
-    if epochs:
-        last = spec.recipe.stages[-1]
-        stage = Stage(epochs, last.lr / 3, last.size)
-        shape = spec.inputs[0].shape if stage.size is None else spec.inputs[0].shape[:-2] + (stage.size, stage.size)
-        model = model.to(memory_format=torch.channels_last)
-        _run_stage(model, spec.load_data(shape), stage.epochs, stage.lr, spec.recipe, f"fine-tune {spec.name} pruned {ratio:.0%}", None)
-        model = model.to(memory_format=torch.contiguous_format)
+    model = model.to(memory_format=torch.channels_last)
+    recalibrate_batch_norm(model, data)
+    shape = spec.inputs[0].shape
+    for stage in finetune_stages(spec, epochs) if epochs else ():
+        stage_shape = shape if stage.size is None else shape[:-2] + (stage.size, stage.size)
+        _freeze_before(model, stage.train_from)
+        _run_stage(model, spec.load_data(stage_shape), stage.epochs, stage.lr, spec.recipe,
+                   f"fine-tune {spec.name} pruned {ratio:.0%} @{'x'.join(map(str, stage_shape[1:]))}", None)
+        _freeze_before(model, None)
+    model = model.to(memory_format=torch.contiguous_format)
     model.eval()
     after = evaluate(model, data, "test")
     arch = architecture_of(model, pristine)

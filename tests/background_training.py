@@ -13,6 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 import sys
+import time
 
 
 def main(*names: str) -> int:
@@ -20,6 +21,7 @@ def main(*names: str) -> int:
     from edgezoo import paths, zoo
     from edgezoo.train import cache_key, trained_model
 
+    start = time.monotonic()
     for name in names:
         spec = zoo.get(name).small_variant()
         checkpoint = paths.checkpoint_path(spec.name, cache_key(spec))
@@ -32,8 +34,9 @@ def main(*names: str) -> int:
             except BlockingIOError:
                 continue  # a test is training it now
             fcntl.flock(lock, fcntl.LOCK_UN)
-        print(f"training {name}", flush=True)
+        print(f"{time.monotonic() - start:7.1f} s  training {name}", flush=True)
         trained_model(spec)
+        print(f"{time.monotonic() - start:7.1f} s  trained {name}", flush=True)
     return 0
 
 

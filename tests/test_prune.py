@@ -101,3 +101,43 @@ def test_an_architecture_for_another_model_is_refused(tmp_path):
         name = next(n for n, m in spec.build().named_modules() if isinstance(m, nn.Conv2d))
         apply_architecture(spec.build(), {name: {"type": "Conv2d", "in_channels": 1, "out_channels": -3, "groups": 1}}, "cnn")
     assert dataclasses.replace(spec, architecture=None).build() is not None
+
+
+def test_fine_tuning_retraces_the_cards_stages_with_the_epochs_spread_over_them():
+    from edgezoo.prune import default_finetune_epochs, finetune_stages
+
+    spec = zoo.get("mobilenet")  # three stages: 12 epochs at 64x64, 2 at 160x160, 2 at 224x224 with early blocks frozen
+    card = spec.recipe.stages
+    assert finetune_stages(spec, default_finetune_epochs(spec)) == card
+    half = finetune_stages(spec, 8)
+    assert [s.epochs for s in half] == [6, 1, 1] and [(s.lr, s.size, s.train_from) for s in half] == [(s.lr, s.size, s.train_from) for s in card]
+    assert [s.epochs for s in finetune_stages(spec, 5)] == [3, 1, 1]
+    # Fewer epochs than stages: the last stages (the export's size), one epoch each.
+    assert finetune_stages(spec, 2) == tuple(dataclasses.replace(s, epochs=1) for s in card[1:])
+    for epochs in range(1, 40):
+        assert sum(s.epochs for s in finetune_stages(spec, epochs)) == epochs
+    assert finetune_stages(zoo.get("cnn"), 3) == (dataclasses.replace(zoo.get("cnn").recipe.stages[0], epochs=3),)
+
+
+def test_batch_norm_statistics_are_re_estimated_on_the_training_split():
+    from edgezoo.prune import recalibrate_batch_norm
+    from edgezoo.train import _fast_layout
+
+    spec = zoo.get("resnet").small_variant()
+    data = spec.load_data(spec.inputs[0].shape)
+    model = spec.build()
+    norm = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    norm.running_mean.fill_(5.0), norm.running_var.fill_(0.01)  # statistics that fit nothing
+    momentum = norm.momentum
+    recalibrate_batch_norm(model, data)
+    # What the layer before the norm gives on the whole training split: its per-channel mean and variance.
+    seen = []
+    handle = norm.register_forward_hook(lambda m, inputs, out: seen.append(inputs[0].detach()))
+    with torch.no_grad():
+        for inputs, _ in data.batches("train", 64):
+            model(*_fast_layout(inputs))
+    handle.remove()
+    x = torch.cat([t.transpose(0, 1).reshape(t.shape[1], -1) for t in seen], 1)
+    assert torch.allclose(norm.running_mean, x.mean(1), atol=1e-4)
+    assert torch.allclose(norm.running_var, x.var(1), rtol=0.05)  # batch norm keeps the mean of each batch's (unbiased) variance
+    assert norm.momentum == momentum and not model.training
