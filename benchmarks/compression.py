@@ -29,14 +29,14 @@ GOALS = {"macs": 0.40, "drop_points": 1.0, "speedup": 1.4}  # the flagship's (is
 
 
 def _export(model: str, out: Path, ratio: float | None) -> Path:
-    from edgezoo.manifest import read_manifest
 
-    if (out / "manifest.json").is_file() and read_manifest(out / "manifest.json").ok:
+    if (out / "manifest.json").is_file():  # written last: a finished export, reused (a failed row stays failed)
         return out
     exe = Path(sys.executable).parent / "edgezoo"
     args = [str(exe), "export", "--model", model, "--int8", "--out", str(out)] + ([] if ratio is None else ["--prune", str(ratio)])
     proc = subprocess.run(args, capture_output=True, text=True)
-    if proc.returncode != 0:
+    # Exit 1 with a manifest: some artifact failed its check (its row says why, and so does the table).
+    if proc.returncode != 0 and not (proc.returncode == 1 and (out / "manifest.json").is_file()):
         sys.exit(f"{' '.join(args[1:])} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
     return out
 
@@ -58,6 +58,10 @@ def measure(model: str, ratio: float, threads: int, rounds: int, seconds: float,
     rows = []
     for a in mb.artifacts:
         b = mp.artifact(a.format, a.precision)
+        if b is not None and not b.ok:  # made but failed its check (not kept), or not made: said, not timed
+            rows.append({"format": a.format, "precision": a.precision, "runtime": native[a.format], "bytes": [a.bytes, None],
+                         "metric": [a.metric, b.metric], "p50_ms": None, "speedup": None, "speedup_range": None, "failed": b.error})
+            continue
         rb = [r for r in report.rows if r.path and Path(r.path) == base / a.path and r.latency and r.runtime == native[a.format]]
         rp = [r for r in report.rows if r.path and b and Path(r.path) == pruned / b.path and r.latency and r.runtime == native[a.format]]
         for x in rb:
@@ -70,6 +74,7 @@ def measure(model: str, ratio: float, threads: int, rounds: int, seconds: float,
                          "p50_ms": [x.latency.p50_ms, y.latency.p50_ms], "speedup": statistics.median(ratios), "speedup_range": [min(ratios), max(ratios)]})
     p = mp.pruning
     return {"model": model, "ratio": ratio, "threads": threads, "rounds": rounds, "cpu": report.host.cpu, "finetune_epochs": p.finetune_epochs,
+            "finetune": "card stages",  # edgezoo.prune.finetune_stages; entries without it: a quarter of the card's epochs at the export size
             "macs": [p.macs_before, p.macs_after], "params": [p.params_before, p.params_after], "metric_name": mb.reference.metric_name,
             "torch_metric": [mb.reference.metric, mp.reference.metric], "input": mb.inputs[0].shape, "rows": rows}
 
@@ -80,30 +85,39 @@ def render(entries: list[dict]) -> str:
 
     if not entries:
         return "Not measured yet: run `benchmarks/compression.py`."
+    cpus = sorted({e["cpu"] for e in entries})
     lines = ["| model | pruned | MACs | parameters | torch metric | file | runtime | size | metric | p50 ms | speed-up |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in entries:
         first = True
         for r in e["rows"]:
-            head = (f"| {e['model']} ({'x'.join(map(str, e['input'][1:]))}) | {e['ratio']:.0%} of channels, {e['finetune_epochs']} epochs fine-tuning | "
+            how = "over the card's stages" if e.get("finetune") == "card stages" else "at the export size (the previous fine-tuning)"
+            where = f", {e['cpu']}" if len(cpus) > 1 else ""
+            head = (f"| {e['model']} ({'x'.join(map(str, e['input'][1:]))}) | {e['ratio']:.0%} of channels, {e['finetune_epochs']} epochs fine-tuning {how}{where} | "
                     f"{human_count(e['macs'][0])} -> {human_count(e['macs'][1])} ({e['macs'][1] / e['macs'][0] - 1:+.0%}) | "
                     f"{human_count(e['params'][0])} -> {human_count(e['params'][1])} | {e['metric_name']} {e['torch_metric'][0]:.4f} -> {e['torch_metric'][1]:.4f} |"
                     ) if first else "| | | | | |"
             first = False
+            if r.get("failed"):
+                pruned_metric = "not measured" if r["metric"][1] is None else f"{r['metric'][1]:.4f}"
+                lines.append(f"{head} {r['format']} {r['precision']} | {RUNTIME_LABELS.get(r['runtime'], r['runtime'])} | {human_bytes(r['bytes'][0])} -> not kept | "
+                             f"{r['metric'][0]:.4f} -> {pruned_metric} | - | FAILED: {r['failed']} |")
+                continue
             lo, hi = r["speedup_range"]
             lines.append(f"{head} {r['format']} {r['precision']} | {RUNTIME_LABELS.get(r['runtime'], r['runtime'])} | {human_bytes(r['bytes'][0])} -> {human_bytes(r['bytes'][1])} | "
                          f"{r['metric'][0]:.4f} -> {r['metric'][1]:.4f} | {r['p50_ms'][0]:.2f} -> {r['p50_ms'][1]:.2f} | {r['speedup']:.2f}x ({lo:.2f}-{hi:.2f}) |")
-    cpus = ", ".join(sorted({e["cpu"] for e in entries}))
-    said = [(f"Measured on {cpus} with `edgezoo bench` ({entries[0]['threads']} threads, {entries[0]['rounds']} interleaved rounds, a process per "
+    said = [(f"Measured on {' and '.join(cpus)}{' (each row says which)' if len(cpus) > 1 else ''} with `edgezoo bench` ({entries[0]['threads']} threads, {entries[0]['rounds']} interleaved rounds, a process per "
              "file and runtime); speed-up: the unpruned file's p50 over the pruned one's, median over rounds (lowest-highest). Metric: each "
              "file's own, over the held-out split, from its export's check.")]
     for flagship in (e for e in entries if e["model"] == "mobilenet"):
         fewer = 1 - flagship["macs"][1] / flagship["macs"][0]
         drop = (flagship["torch_metric"][0] - flagship["torch_metric"][1]) * 100
-        slow = [r for r in flagship["rows"] if r["runtime"] in ("onnxruntime", "litert") and r["speedup"] < GOALS["speedup"]]
+        slow = [r for r in flagship["rows"] if r["runtime"] in ("onnxruntime", "litert") and (r.get("failed") or r["speedup"] < GOALS["speedup"])]
         said.append(f"Flagship goals at {flagship['ratio']:.0%}: at least {GOALS['macs']:.0%} fewer MACs ({fewer:.0%}: {'met' if fewer >= GOALS['macs'] else 'MISSED'}), "
-                    f"at most {GOALS['drop_points']:g} point of accuracy lost ({drop:+.1f} points lost: {'met' if drop <= GOALS['drop_points'] else 'MISSED'}), "
+                    f"at most {GOALS['drop_points']:g} point of accuracy lost ({f'{drop:.1f} points lost' if drop > 0 else f'{-drop:.1f} points gained'}: "
+                    f"{'met' if drop <= GOALS['drop_points'] else 'MISSED'}), "
                     f"at least {GOALS['speedup']}x faster in ONNX Runtime and LiteRT, fp32 and int8 ("
-                    + ("met" if not slow else "MISSED by " + ", ".join(f"{r['runtime']} {r['precision']} {r['speedup']:.2f}x" for r in slow)) + ").")
+                    + ("met" if not slow else "MISSED by " + ", ".join(f"{r['runtime']} {r['precision']} " + ("(failed its check)" if r.get("failed") else f"{r['speedup']:.2f}x")
+                                                                   for r in slow)) + ").")
     return "\n".join(lines) + "\n\n" + " ".join(said)
 
 
