@@ -123,10 +123,11 @@ def narrow_recipes_train_alongside(edgezoo_home, request, tmp_path_factory):
         yield []
         return
     log = tmp_path_factory.mktemp("background-training") / "log.txt"
+    script = Path(__file__).parent / "background_training.py"
     with open(log, "w") as out:
         # Isolated (-I) and from outside the source tree: its edgezoo/ folder is not the installed package.
-        process = subprocess.Popen([sys.executable, "-I", str(WORKER), str(_worker_exports(tmp_path_factory)), *narrow], cwd=log.parent,
-                                   stdout=out, stderr=subprocess.STDOUT, env={**os.environ})
+        process = subprocess.Popen([sys.executable, "-I", str(script), *narrow], cwd=log.parent, stdout=out, stderr=subprocess.STDOUT,
+                                   env={**os.environ})
     yield narrow
     if process.poll() is None:  # a session that never reached those models
         process.kill()
@@ -159,50 +160,18 @@ def every_manifest_follows_the_schema(tmp_path_factory):
         assert not errors, f"{path}: {errors[0].message}"
 
 
-WORKER = Path(__file__).parent / "background_training.py"
-
-
-def _worker_module():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("edgezoo_tests_background_training", WORKER)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def _worker_exports(tmp_path_factory) -> Path:
-    """Where the background worker and the ``zoo_export`` fixture put the small variants' exports."""
-    folder = tmp_path_factory.getbasetemp() / "zoo-exports"
-    folder.mkdir(exist_ok=True)
-    return folder
-
-
 @pytest.fixture(scope="session")
 def zoo_export(tmp_path_factory):
-    """``zoo_export(name)``: that model's small variant, exported with int8 once per session: by
-    the background worker right after it trained the model (read back from its manifest; waited
-    for while the worker is at it), or here, holding the same lock, so neither exports what the
-    other does. The exports of the models the worker trains then come from its core, not from the
-    tests' at the session's end (measured on a 2-core AMD EPYC: the worker was idle for the last
-    170 s while the tests exported four of its models)."""
-    from edgezoo.manifest import read_manifest
-    from edgezoo.pipeline import ExportResult
+    """``zoo_export(name)``: that model's small variant, exported with int8 once per session."""
+    from edgezoo import zoo
+    from edgezoo.pipeline import export
 
-    worker = _worker_module()
     done = {}
 
     def get(name: str):
-        from edgezoo import zoo
-
         if name not in done:
             spec = zoo.get(name).small_variant()
-            with worker.export_lock(_worker_exports(tmp_path_factory), name, wait=True) as folder:
-                if (folder / worker.DONE).is_file():
-                    result = ExportResult(folder / "out", read_manifest(folder / "out" / "manifest.json"))
-                else:
-                    result = worker.export_small(name, folder)
-            done[name] = (spec, result)
+            done[name] = (spec, export(spec, int8=True, out=tmp_path_factory.mktemp(name) / "out", calib_samples=64))
         return done[name]
 
     return get
