@@ -9,7 +9,6 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -89,11 +88,7 @@ def evaluate(model: nn.Module, data: TaskData, split: str, batch_size: int = 64)
     return data.metric(np.concatenate(outputs), np.concatenate(targets))
 
 
-def _run_stage(model, data: TaskData, epochs: int, lr: float, recipe, label: str, ema: list | None,
-               after_epoch: Callable[[int], None] | None = None) -> None:
-    """``epochs`` of AdamW under a one-cycle schedule peaking at ``lr``; ``after_epoch(epoch)``, if
-    given, runs after each (e.g. to score a checkpoint; the next epoch puts the model back in
-    training mode)."""
+def _run_stage(model, data: TaskData, epochs: int, lr: float, recipe, label: str, ema: list | None) -> None:
     # fused: one kernel over all parameters; the per-tensor update had been 63% of an AlexNet step
     # (its 54M classifier weights: 0.46 s of 0.73 s per batch, 0.06 s fused).
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=recipe.weight_decay, fused=True)
@@ -112,8 +107,6 @@ def _run_stage(model, data: TaskData, epochs: int, lr: float, recipe, label: str
                     with torch.no_grad():
                         torch._foreach_lerp_(ema, [p.detach() for p in model.parameters()], 1.0 - recipe.ema)
                 advance(1, f"epoch {epoch + 1}/{epochs} loss {loss.item():.3f}")
-            if after_epoch is not None:
-                after_epoch(epoch)
 
 
 def _freeze_before(model: nn.Module, prefix: str | None) -> None:
