@@ -29,7 +29,6 @@ GOALS = {"macs": 0.40, "drop_points": 1.0, "speedup": 1.4}  # the flagship's (is
 
 
 def _export(model: str, out: Path, ratio: float | None) -> Path:
-
     if (out / "manifest.json").is_file():  # written last: a finished export, reused (a failed row stays failed)
         return out
     exe = Path(sys.executable).parent / "edgezoo"
