@@ -160,7 +160,7 @@ def pruned_model(spec: ModelSpec, ratio: float, finetune_epochs: int | None = No
     from safetensors.torch import save
 
     from .stats import count_macs, count_params
-    from .train import _freeze_before, _run_stage, evaluate, trained_model
+    from .train import evaluate, run_stages, trained_model
 
     check_prunable(spec, ratio, finetune_epochs, None)
     epochs = default_finetune_epochs(spec) if finetune_epochs is None else int(finetune_epochs)
@@ -181,13 +181,7 @@ def pruned_model(spec: ModelSpec, ratio: float, finetune_epochs: int | None = No
     model = prune_structure(base, example, ratio, spec.name)
     model = model.to(memory_format=torch.channels_last)
     recalibrate_batch_norm(model, data)
-    shape = spec.inputs[0].shape
-    for stage in finetune_stages(spec, epochs) if epochs else ():
-        stage_shape = shape if stage.size is None else shape[:-2] + (stage.size, stage.size)
-        _freeze_before(model, stage.train_from)
-        _run_stage(model, spec.load_data(stage_shape), stage.epochs, stage.lr, spec.recipe,
-                   f"fine-tune {spec.name} pruned {ratio:.0%} @{'x'.join(map(str, stage_shape[1:]))}", None)
-        _freeze_before(model, None)
+    run_stages(model, spec, finetune_stages(spec, epochs) if epochs else (), f"fine-tune {spec.name} pruned {ratio:.0%}")
     model = model.to(memory_format=torch.contiguous_format)
     model.eval()
     after = evaluate(model, data, "test")

@@ -116,6 +116,18 @@ def _freeze_before(model: nn.Module, prefix: str | None) -> None:
         param.requires_grad_(trainable)
 
 
+def run_stages(model: nn.Module, spec: ModelSpec, stages, label: str, ema: list | None = None) -> None:
+    """Trains ``model`` through ``stages`` in order, each at its own input size with the parameters
+    before its ``train_from`` frozen; everything is trainable again afterwards."""
+    shape = spec.inputs[0].shape
+    for stage in stages:
+        stage_shape = shape if stage.size is None else shape[:-2] + (stage.size, stage.size)
+        _freeze_before(model, stage.train_from)
+        _run_stage(model, spec.load_data(stage_shape), stage.epochs, stage.lr, spec.recipe,
+                   f"{label} @{'x'.join(map(str, stage_shape[1:]))}", ema)
+    _freeze_before(model, None)
+
+
 def train(spec: ModelSpec) -> tuple[nn.Module, dict]:
     """Trains ``spec`` from scratch with its recipe; returns the model and its held-out metrics."""
     recipe = spec.recipe
@@ -123,12 +135,7 @@ def train(spec: ModelSpec) -> tuple[nn.Module, dict]:
     model = spec.build().to(memory_format=torch.channels_last)
     shape = spec.inputs[0].shape
     ema = [p.detach().clone() for p in model.parameters()] if recipe.ema is not None else None
-    for stage in recipe.stages:
-        stage_shape = shape if stage.size is None else shape[:-2] + (stage.size, stage.size)
-        label = f"{spec.name} @{'x'.join(map(str, stage_shape[1:]))}"
-        _freeze_before(model, stage.train_from)
-        _run_stage(model, spec.load_data(stage_shape), stage.epochs, stage.lr, recipe, label, ema)
-    _freeze_before(model, None)
+    run_stages(model, spec, recipe.stages, spec.name, ema)
     if ema is not None:
         with torch.no_grad():
             torch._foreach_copy_([p.data for p in model.parameters()], ema)

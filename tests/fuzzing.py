@@ -1,13 +1,14 @@
 """Fuzzing the loaders of untrusted files with atheris (libFuzzer, coverage-guided).
 
-    .venv/bin/python tests/fuzzing.py TARGET [--seconds N | --runs N]     TARGET: one of TARGETS, or all
+    .venv/bin/python tests/fuzzing.py TARGET [--seconds N | --runs N] [--work DIR]    TARGET: one of TARGETS, or all
 
 Each target writes the fuzzer's bytes to a file the way a user would hand it over and calls the
 loader. Allowed outcomes: a value, or edgezoo's one-line refusal (BadInput, no newline). Any other
 exception, a crash or a hang is a finding. The seed corpus holds a valid file of each kind and a
 pickle whose payload would create a marker file: if that file ever appears, a payload ran. Inputs
 that were findings once (tests/fixtures/fuzz_findings/TARGET/) join the seeds, so every run replays
-them first; a new finding is written to the run's temporary folder, never the working directory.
+them first; a new finding is written to the run's folder (--work, else a new temporary one), never
+the working directory.
 tests/test_fuzz.py runs each target briefly in the suite; this script runs it as long as asked.
 """
 
@@ -30,9 +31,8 @@ with atheris.instrument_imports(include=["edgezoo"]):
     from edgezoo.registry import InputSpec
     from edgezoo.weights import read_state_dict
 
-WORK = Path(tempfile.mkdtemp(prefix="edgezoo-fuzz-"))
 FINDINGS = Path(__file__).parent / "fixtures" / "fuzz_findings"
-MARKER = WORK / "payload-ran"
+WORK = MARKER = Path()  # main() sets them: the run's folder (--work) and the file a payload would create
 CALIB_INPUT = (InputSpec("x", (1, 3, 4, 4)),)
 
 
@@ -129,11 +129,18 @@ def main() -> int:
     parser.add_argument("target", choices=[*TARGETS, "all"])
     parser.add_argument("--seconds", type=int, default=None, help="stop after this long (per target)")
     parser.add_argument("--runs", type=int, default=None, help="stop after this many inputs (per target)")
+    parser.add_argument("--work", type=Path, default=None, help="folder for the corpus and any finding (default: a new temporary folder)")
     args = parser.parse_args()
     if args.target == "all":  # one process per target: libFuzzer runs one target per process
         limits = [f"--seconds={args.seconds}"] if args.seconds else []
         limits += [f"--runs={args.runs}"] if args.runs else []
-        return max(subprocess.run([sys.executable, __file__, name, *limits]).returncode for name in TARGETS)
+        work = lambda name: ["--work", str(args.work / name)] if args.work else []  # noqa: E731
+        return max(subprocess.run([sys.executable, __file__, name, *limits, *work(name)]).returncode for name in TARGETS)
+    global WORK, MARKER
+    WORK = args.work.resolve() if args.work else Path(tempfile.mkdtemp(prefix="edgezoo-fuzz-"))
+    WORK.mkdir(parents=True, exist_ok=True)
+    MARKER = WORK / "payload-ran"
+    print(f"corpus and findings: {WORK}", file=sys.stderr)
     corpus = WORK / "corpus"
     seed_corpus(args.target, corpus)
     flags = [sys.argv[0], "-rss_limit_mb=4096", "-timeout=60", f"-artifact_prefix={WORK}/", str(corpus)]

@@ -22,6 +22,36 @@ def test_readme_starts_with_the_two_commands():
     assert "torch==2.13.0" in (ROOT / "constraints.txt").read_text()
 
 
+def test_constraints_pin_every_dependency_and_what_the_install_brought():
+    """Every requirement in pyproject.toml (the test extras too) has one exact pin in constraints.txt,
+    and each pinned package this environment holds is at its pinned version: the README's install
+    is the tested set (DEVELOPERS.md, "The tested set")."""
+    import tomllib
+    from importlib.metadata import PackageNotFoundError, version
+
+    canon = lambda name: re.sub(r"[-_.]+", "-", name).lower()  # noqa: E731 (PEP 503)
+    pins: dict[str, str] = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, pinned = line.partition("==")
+            assert pinned and canon(name) not in pins, f"constraints.txt: {line!r} is not one exact pin"
+            pins[canon(name)] = pinned
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *(r for extra in project["optional-dependencies"].values() for r in extra)]
+    unpinned = [r for r in wanted if canon(re.match(r"[A-Za-z0-9_.-]+", r).group(0)) not in pins]
+    assert not unpinned, f"add pins for {unpinned} to constraints.txt"
+    moved = {}
+    for name, pinned in pins.items():
+        try:
+            have = version(name)
+        except PackageNotFoundError:
+            continue
+        if have.split("+", 1)[0] != pinned.split("+", 1)[0]:
+            moved[name] = (pinned, have)
+    assert not moved, f"installed versions differ from constraints.txt (pinned, installed): {moved}"
+
+
 def test_ci_runs_the_readme_test_command():
     assert "README.md" in (ROOT / ".ci" / "run").read_text()
 
