@@ -28,11 +28,12 @@ BEGIN, END = "<!-- compression:begin (benchmarks/compression.py writes this) -->
 GOALS = {"macs": 0.40, "drop_points": 1.0, "speedup": 1.4}  # the flagship's (issue: compression)
 
 
-def _export(model: str, out: Path, ratio: float | None) -> Path:
+def _export(model: str, out: Path, ratio: float | None, max_drop: float | None = None) -> Path:
     if (out / "manifest.json").is_file():  # written last: a finished export, reused (a failed row stays failed)
         return out
     exe = Path(sys.executable).parent / "edgezoo"
     args = [str(exe), "export", "--model", model, "--int8", "--out", str(out)] + ([] if ratio is None else ["--prune", str(ratio)])
+    args += [] if max_drop is None else ["--max-drop", str(max_drop)]
     proc = subprocess.run(args, capture_output=True, text=True)
     # Exit 1 with a manifest: some artifact failed its check (its row says why, and so does the table).
     if proc.returncode != 0 and not (proc.returncode == 1 and (out / "manifest.json").is_file()):
@@ -40,14 +41,15 @@ def _export(model: str, out: Path, ratio: float | None) -> Path:
     return out
 
 
-def measure(model: str, ratio: float, threads: int, rounds: int, seconds: float, work: Path) -> dict:
+def measure(model: str, ratio: float, threads: int, rounds: int, seconds: float, work: Path, max_drop: float | None = None) -> dict:
     from edgezoo.bench import bench
     from edgezoo.manifest import read_manifest
 
     from edgezoo.export import FORMATS
 
     base = _export(model, work / f"{model}", None)
-    pruned = _export(model, work / f"{model}-pruned{round(ratio * 100)}", ratio)
+    # --max-drop applies to the pruned model's int8 files (accuracy-aware: the fewest layers kept float)
+    pruned = _export(model, work / f"{model}-pruned{round(ratio * 100)}{'' if max_drop is None else f'-maxdrop{max_drop:g}'}", ratio, max_drop)
     mb, mp = read_manifest(base / "manifest.json"), read_manifest(pruned / "manifest.json")
     # The files themselves (bench compares one export folder at a time), each in its format's runtime.
     files = [folder / a.path for folder, m in ((base, mb), (pruned, mp)) for a in m.artifacts if a.ok]
@@ -70,10 +72,11 @@ def measure(model: str, ratio: float, threads: int, rounds: int, seconds: float,
             # Per round, the unpruned file's median over the pruned one's: the spread of the ratio.
             ratios = [u / v for u, v in zip(x.latency.round_p50_ms, y.latency.round_p50_ms)]
             rows.append({"format": a.format, "precision": a.precision, "runtime": x.runtime, "bytes": [a.bytes, b.bytes], "metric": [a.metric, b.metric],
-                         "p50_ms": [x.latency.p50_ms, y.latency.p50_ms], "speedup": statistics.median(ratios), "speedup_range": [min(ratios), max(ratios)]})
+                         "p50_ms": [x.latency.p50_ms, y.latency.p50_ms], "speedup": statistics.median(ratios), "speedup_range": [min(ratios), max(ratios)],
+                         "kept_float": None if b.accuracy_aware is None else len(b.accuracy_aware.kept_float)})
     p = mp.pruning
     return {"model": model, "ratio": ratio, "threads": threads, "rounds": rounds, "cpu": report.host.cpu, "finetune_epochs": p.finetune_epochs,
-            "finetune": "card stages",  # edgezoo.prune.finetune_stages; entries without it: a quarter of the card's epochs at the export size
+            "finetune": "card stages", "max_drop": max_drop,  # edgezoo.prune.finetune_stages; entries without it: a quarter of the card's epochs at the export size
             "macs": [p.macs_before, p.macs_after], "params": [p.params_before, p.params_after], "metric_name": mb.reference.metric_name,
             "torch_metric": [mb.reference.metric, mp.reference.metric], "input": mb.inputs[0].shape, "rows": rows}
 
@@ -90,6 +93,8 @@ def render(entries: list[dict]) -> str:
         first = True
         for r in e["rows"]:
             how = "over the card's stages" if e.get("finetune") == "card stages" else "at the export size (the previous fine-tuning)"
+            if e.get("max_drop") is not None:
+                how += f"; int8 accuracy-aware (`--max-drop {e['max_drop']:g}`)"
             where = f", {e['cpu']}" if len(cpus) > 1 else ""
             head = (f"| {e['model']} ({'x'.join(map(str, e['input'][1:]))}) | {e['ratio']:.0%} of channels, {e['finetune_epochs']} epochs fine-tuning {how}{where} | "
                     f"{human_count(e['macs'][0])} -> {human_count(e['macs'][1])} ({e['macs'][1] / e['macs'][0] - 1:+.0%}) | "
@@ -102,7 +107,8 @@ def render(entries: list[dict]) -> str:
                              f"{r['metric'][0]:.4f} -> {pruned_metric} | - | FAILED: {r['failed']} |")
                 continue
             lo, hi = r["speedup_range"]
-            lines.append(f"{head} {r['format']} {r['precision']} | {RUNTIME_LABELS.get(r['runtime'], r['runtime'])} | {human_bytes(r['bytes'][0])} -> {human_bytes(r['bytes'][1])} | "
+            kept = f" ({r['kept_float']} layers float)" if r.get("kept_float") else ""
+            lines.append(f"{head} {r['format']} {r['precision']}{kept} | {RUNTIME_LABELS.get(r['runtime'], r['runtime'])} | {human_bytes(r['bytes'][0])} -> {human_bytes(r['bytes'][1])} | "
                          f"{r['metric'][0]:.4f} -> {r['metric'][1]:.4f} | {r['p50_ms'][0]:.2f} -> {r['p50_ms'][1]:.2f} | {r['speedup']:.2f}x ({lo:.2f}-{hi:.2f}) |")
     said = [(f"Measured on {' and '.join(cpus)}{' (each row says which)' if len(cpus) > 1 else ''} with `edgezoo bench` ({entries[0]['threads']} threads, {entries[0]['rounds']} interleaved rounds, a process per "
              "file and runtime); speed-up: the unpruned file's p50 over the pruned one's, median over rounds (lowest-highest). Metric: each "
@@ -111,28 +117,41 @@ def render(entries: list[dict]) -> str:
         fewer = 1 - flagship["macs"][1] / flagship["macs"][0]
         drop = (flagship["torch_metric"][0] - flagship["torch_metric"][1]) * 100
         slow = [r for r in flagship["rows"] if r["runtime"] in ("onnxruntime", "litert") and (r.get("failed") or r["speedup"] < GOALS["speedup"])]
-        said.append(f"Flagship goals at {flagship['ratio']:.0%}: at least {GOALS['macs']:.0%} fewer MACs ({fewer:.0%}: {'met' if fewer >= GOALS['macs'] else 'MISSED'}), "
+        variant = "" if flagship.get("max_drop") is None else f" with --max-drop {flagship['max_drop']:g}"
+        said.append(f"Flagship goals at {flagship['ratio']:.0%}{variant}: at least {GOALS['macs']:.0%} fewer MACs ({fewer:.0%}: {'met' if fewer >= GOALS['macs'] else 'MISSED'}), "
                     f"at most {GOALS['drop_points']:g} point of accuracy lost ({f'{drop:.1f} points lost' if drop > 0 else f'{-drop:.1f} points gained'}: "
                     f"{'met' if drop <= GOALS['drop_points'] else 'MISSED'}), "
                     f"at least {GOALS['speedup']}x faster in ONNX Runtime and LiteRT, fp32 and int8 ("
                     + ("met" if not slow else "MISSED by " + ", ".join(f"{r['runtime']} {r['precision']} " + ("(failed its check)" if r.get("failed") else f"{r['speedup']:.2f}x")
                                                                    for r in slow)) + ").")
+        # Pruned and int8 together against the unpruned fp32 file, per runtime (p50s of the same bench run).
+        together = []
+        for runtime in ("onnxruntime", "litert", "openvino"):
+            fp32 = next((r for r in flagship["rows"] if r["runtime"] == runtime and r["precision"] == "fp32" and not r.get("failed")), None)
+            int8 = next((r for r in flagship["rows"] if r["runtime"] == runtime and r["precision"] == "int8" and not r.get("failed")), None)
+            if fp32 and int8:
+                together.append(f"{RUNTIME_LABELS.get(runtime, runtime)} {fp32['p50_ms'][0] / int8['p50_ms'][1]:.2f}x "
+                                f"({fp32['p50_ms'][0]:.2f} -> {int8['p50_ms'][1]:.2f} ms, {human_bytes(fp32['bytes'][0])} -> {human_bytes(int8['bytes'][1])})")
+        if together:
+            said.append(f"Pruned {flagship['ratio']:.0%}{variant} and int8 together against the unpruned fp32 file: " + ", ".join(together) + ".")
     return "\n".join(lines) + "\n\n" + " ".join(said)
 
 
 def load() -> list[dict]:
     """The stored entries in the README's order: the flagship first, then by model and ratio."""
     entries = json.loads(RESULTS.read_text()) if RESULTS.is_file() else []
-    return sorted(entries, key=lambda e: (e["model"] != "mobilenet", e["model"], e["ratio"]))
+    return sorted(entries, key=lambda e: (e["model"] != "mobilenet", e["model"], e["ratio"], e.get("max_drop") or 0))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", default="mobilenet")
-    parser.add_argument("--ratio", type=float, default=0.25)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--models", default="mobilenet", help="comma-separated zoo models (default: the flagship)")
+    parser.add_argument("--ratio", type=float, default=0.25, help="fraction of channels pruned (default 0.25)")
+    parser.add_argument("--max-drop", type=float, default=None, metavar="X",
+                        help="the pruned export's int8 made accuracy-aware (edgezoo export --max-drop X); a row of its own")
+    parser.add_argument("--threads", type=int, default=2, help="threads per runtime (default 2)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved bench rounds (default 5)")
+    parser.add_argument("--seconds", type=float, default=2.0, help="seconds of timed runs per file, runtime and round (default 2)")
     parser.add_argument("--work", default=None, help="folder for the exports, reused when complete (default: a temporary one)")
     parser.add_argument("--render", action="store_true")
     args = parser.parse_args()
@@ -142,8 +161,9 @@ def main() -> int:
             work = (Path(args.work) if args.work else Path(tmp)).resolve()
             work.mkdir(parents=True, exist_ok=True)
             for model in [m.strip() for m in args.models.split(",") if m.strip()]:
-                entry = measure(model, args.ratio, args.threads, args.rounds, args.seconds, work)
-                entries = [e for e in entries if (e["model"], e["ratio"]) != (model, args.ratio)] + [entry]
+                entry = measure(model, args.ratio, args.threads, args.rounds, args.seconds, work, args.max_drop)
+                same = (model, args.ratio, args.max_drop)
+                entries = [e for e in entries if (e["model"], e["ratio"], e.get("max_drop")) != same] + [entry]
                 RESULTS.write_text(json.dumps(entries, indent=1) + "\n")
                 print(render([entry]), flush=True)
     from edgezoo.report import replace_block
