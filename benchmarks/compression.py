@@ -59,9 +59,11 @@ def measure(model: str, ratio: float, threads: int, rounds: int, seconds: float,
     rows = []
     for a in mb.artifacts:
         b = mp.artifact(a.format, a.precision)
-        if b is not None and not b.ok:  # made but failed its check (not kept), or not made: said, not timed
-            rows.append({"format": a.format, "precision": a.precision, "runtime": native[a.format], "bytes": [a.bytes, None],
-                         "metric": [a.metric, b.metric], "p50_ms": None, "speedup": None, "speedup_range": None, "failed": b.error})
+        if not a.ok or (b is not None and not b.ok):  # made but failed its check (not kept), or not made: said, not timed
+            why = "; ".join(f"{side}: {x.error}" for side, x in (("unpruned", a), ("pruned", b)) if x is not None and not x.ok)
+            rows.append({"format": a.format, "precision": a.precision, "runtime": native[a.format],
+                         "bytes": [a.bytes if a.ok else None, b.bytes if b is not None and b.ok else None],
+                         "metric": [a.metric, None if b is None else b.metric], "p50_ms": None, "speedup": None, "speedup_range": None, "failed": why})
             continue
         rb = [r for r in report.rows if r.path and Path(r.path) == base / a.path and r.latency and r.runtime == native[a.format]]
         rp = [r for r in report.rows if r.path and b and Path(r.path) == pruned / b.path and r.latency and r.runtime == native[a.format]]
@@ -102,9 +104,10 @@ def render(entries: list[dict]) -> str:
                     ) if first else "| | | | | |"
             first = False
             if r.get("failed"):
-                pruned_metric = "not measured" if r["metric"][1] is None else f"{r['metric'][1]:.4f}"
-                lines.append(f"{head} {r['format']} {r['precision']} | {RUNTIME_LABELS.get(r['runtime'], r['runtime'])} | {human_bytes(r['bytes'][0])} -> not kept | "
-                             f"{r['metric'][0]:.4f} -> {pruned_metric} | - | FAILED: {r['failed']} |")
+                size = " -> ".join("not kept" if b is None else human_bytes(b) for b in r["bytes"])
+                metric = " -> ".join("not measured" if m is None else f"{m:.4f}" for m in r["metric"])
+                why = r["failed"] if r["failed"].startswith(("unpruned: ", "pruned: ")) else f"pruned: {r['failed']}"  # older entries: the pruned side's
+                lines.append(f"{head} {r['format']} {r['precision']} | {RUNTIME_LABELS.get(r['runtime'], r['runtime'])} | {size} | {metric} | - | FAILED, {why} |")
                 continue
             lo, hi = r["speedup_range"]
             kept = f" ({r['kept_float']} layers float)" if r.get("kept_float") else ""
