@@ -78,7 +78,8 @@ def measure(model: str, ratio: float, threads: int, rounds: int, seconds: float,
                          "kept_float": None if b.accuracy_aware is None else len(b.accuracy_aware.kept_float)})
     p = mp.pruning
     return {"model": model, "ratio": ratio, "threads": threads, "rounds": rounds, "cpu": report.host.cpu, "finetune_epochs": p.finetune_epochs,
-            "finetune": "card stages", "max_drop": max_drop,  # edgezoo.prune.finetune_stages; entries without it: a quarter of the card's epochs at the export size
+            "finetune": "card stages",  # edgezoo.prune.finetune_stages; entries without it: a quarter of the card's epochs at the export size
+            "max_drop": max_drop,
             "macs": [p.macs_before, p.macs_after], "params": [p.params_before, p.params_after], "metric_name": mb.reference.metric_name,
             "torch_metric": [mb.reference.metric, mp.reference.metric], "input": mb.inputs[0].shape, "rows": rows}
 
