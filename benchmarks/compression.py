@@ -93,17 +93,16 @@ def render(entries: list[dict]) -> str:
     cpus = sorted({e["cpu"] for e in entries})
     lines = ["| model | pruned | MACs | parameters | torch metric | file | runtime | size | metric | p50 ms | speed-up |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in entries:
-        first = True
-        for r in e["rows"]:
-            how = "over the card's stages" if e.get("finetune") == "card stages" else "at the export size (the previous fine-tuning)"
-            if e.get("max_drop") is not None:
-                how += f"; int8 accuracy-aware (`--max-drop {e['max_drop']:g}`)"
-            where = f", {e['cpu']}" if len(cpus) > 1 else ""
-            head = (f"| {e['model']} ({'x'.join(map(str, e['input'][1:]))}) | {e['ratio']:.0%} of channels, {e['finetune_epochs']} epochs fine-tuning {how}{where} | "
-                    f"{human_count(e['macs'][0])} -> {human_count(e['macs'][1])} ({e['macs'][1] / e['macs'][0] - 1:+.0%}) | "
-                    f"{human_count(e['params'][0])} -> {human_count(e['params'][1])} | {e['metric_name']} {e['torch_metric'][0]:.4f} -> {e['torch_metric'][1]:.4f} |"
-                    ) if first else "| | | | | |"
-            first = False
+        how = "over the card's stages" if e.get("finetune") == "card stages" else "at the export size (the previous fine-tuning)"
+        if e.get("max_drop") is not None:
+            how += f"; int8 accuracy-aware (`--max-drop {e['max_drop']:g}`)"
+        where = f", {e['cpu']}" if len(cpus) > 1 else ""
+        # The entry's cells open its first row; the rows after it leave them blank.
+        opening = (f"| {e['model']} ({'x'.join(map(str, e['input'][1:]))}) | {e['ratio']:.0%} of channels, {e['finetune_epochs']} epochs fine-tuning {how}{where} | "
+                   f"{human_count(e['macs'][0])} -> {human_count(e['macs'][1])} ({e['macs'][1] / e['macs'][0] - 1:+.0%}) | "
+                   f"{human_count(e['params'][0])} -> {human_count(e['params'][1])} | {e['metric_name']} {e['torch_metric'][0]:.4f} -> {e['torch_metric'][1]:.4f} |")
+        for i, r in enumerate(e["rows"]):
+            head = opening if i == 0 else "| | | | | |"
             if r.get("failed"):
                 size = " -> ".join("not kept" if b is None else human_bytes(b) for b in r["bytes"])
                 metric = " -> ".join("not measured" if m is None else f"{m:.4f}" for m in r["metric"])
