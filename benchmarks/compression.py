@@ -110,7 +110,7 @@ def render(entries: list[dict]) -> str:
                 lines.append(f"{head} {r['format']} {r['precision']} | {RUNTIME_LABELS.get(r['runtime'], r['runtime'])} | {size} | {metric} | - | FAILED, {why} |")
                 continue
             lo, hi = r["speedup_range"]
-            kept = f" ({r['kept_float']} layers float)" if r.get("kept_float") else ""
+            kept = f" ({r['kept_float']} {'layer' if r['kept_float'] == 1 else 'layers'} float)" if r.get("kept_float") else ""
             lines.append(f"{head} {r['format']} {r['precision']}{kept} | {RUNTIME_LABELS.get(r['runtime'], r['runtime'])} | {human_bytes(r['bytes'][0])} -> {human_bytes(r['bytes'][1])} | "
                          f"{r['metric'][0]:.4f} -> {r['metric'][1]:.4f} | {r['p50_ms'][0]:.2f} -> {r['p50_ms'][1]:.2f} | {r['speedup']:.2f}x ({lo:.2f}-{hi:.2f}) |")
     said = [(f"Measured on {' and '.join(cpus)}{' (each row says which)' if len(cpus) > 1 else ''} with `edgezoo bench` ({entries[0]['threads']} threads, {entries[0]['rounds']} interleaved rounds, a process per "

@@ -114,6 +114,10 @@ class AccuracyAware:
     met: bool                           # within max_drop on the selection split
     trials: int                         # int8 files made to decide
     all_int8_latency_ms: float | None = None  # full int8's, measured beside this file's
+    # Top-1 metrics: the share of selection predictions full int8 / this file changed from torch's.
+    # What a file loses is judged as the larger of its metric's fall and this share.
+    all_int8_changed: float | None = None
+    changed: float | None = None
 
 
 @dataclass

@@ -19,6 +19,9 @@ class Metric:
     scale: float = 1.0    # how a difference is said: 100 for accuracy ("points"), 1 otherwise
     unit: str = ""
     class_scores: bool = False   # outputs are scores over classes on the last axis (agreement = same argmax)
+    # The metric is the share of correct top-1 predictions: a file that changes k of n predictions
+    # can move it by at most k / n, on this split and (as far as k / n holds) on any other.
+    top1: bool = False
 
     def worse_by(self, value: float, reference: float) -> float:
         """How much worse ``value`` is than ``reference`` (negative: better)."""
@@ -26,6 +29,16 @@ class Metric:
 
     def clears(self, value: float, bar: float) -> bool:
         return value >= bar if self.higher_is_better else value <= bar
+
+    def changed(self, outputs: np.ndarray, reference: np.ndarray, targets: np.ndarray) -> float | None:
+        """The share of scored samples (targets >= 0) whose top-1 prediction in ``outputs`` differs
+        from ``reference``'s: for a top-1 metric, the most a file can lose on a split where it changes
+        that share; None for other metrics (their change has no such bound)."""
+        if not self.top1:
+            return None
+        keep = targets >= 0
+        mine, theirs = (np.asarray(o).argmax(-1).reshape(targets.shape)[keep] for o in (outputs, reference))
+        return float((mine != theirs).mean()) if mine.size else 0.0
 
     def say(self, delta: float) -> str:
         return f"{delta * self.scale:.2f} {self.unit}".rstrip()
@@ -101,7 +114,7 @@ def bits_per_char(outputs: np.ndarray, targets: np.ndarray) -> float:
 USER_METRICS = ("accuracy", "top5", "mse", "rmse", "mae")
 
 METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("accuracy", accuracy, scale=100, unit="points", class_scores=True),
+    Metric("accuracy", accuracy, scale=100, unit="points", class_scores=True, top1=True),
     Metric("top5", top5, scale=100, unit="points", class_scores=True),
     Metric("rmse", rmse, higher_is_better=False),
     Metric("mse", mse, higher_is_better=False),

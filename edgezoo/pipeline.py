@@ -24,7 +24,7 @@ import torch
 from . import manifest as manifest_types
 from .hostinfo import host, versions
 from . import outdir, progress, zoo
-from .accuracy_aware import Selection, check_max_drop, keep_fewest_float, selection, selection_metric
+from .accuracy_aware import Selection, check_max_drop, keep_fewest_float, selection, selection_score
 from .check import (
     FailureKind,
     Reference,
@@ -591,7 +591,7 @@ def _int8_keeping_float(fmt, child, fp32_path: Path, staged: Path, spec: ModelSp
     trials.mkdir(exist_ok=True)
     made: list = []  # (path, note, runner) per trial
 
-    def trial(keep: tuple[str, ...]) -> float | None:
+    def trial(keep: tuple[str, ...]):
         if stop is not None and stop.is_set():
             raise KeyboardInterrupt  # the export is being stopped: no further trial (its child would start again)
         path = trials / f"trial{len(made)}{fmt.suffix}"
@@ -605,7 +605,7 @@ def _int8_keeping_float(fmt, child, fp32_path: Path, staged: Path, spec: ModelSp
         try:  # a runtime that dies on a trial fails the trial only (keeping a layer float may avoid it)
             child.probe(fmt.runner, path, threads, ref.inputs[0])
             runner = fmt.runner(path, threads)
-            metric = selection_metric(runner, sel)
+            metric = selection_score(runner, sel)
         except Exception:
             runner, metric = None, None
         made.append((path, note, runner))
@@ -625,7 +625,8 @@ def _int8_keeping_float(fmt, child, fp32_path: Path, staged: Path, spec: ModelSp
     for f, to in zip(fmt.files(path), fmt.files(staged)):
         os.replace(f, to)
     entry = dataclasses.asdict(manifest_types.AccuracyAware(spec.tolerance.int8_metric_drop, sel.source, decision.candidates, decision.kept_float,
-                                                            sel.metric, decision.all_int8_metric, decision.metric, decision.met, decision.trials))
+                                                            sel.metric, decision.all_int8_metric, decision.metric, decision.met, decision.trials,
+                                                            all_int8_changed=decision.all_int8_changed, changed=decision.changed))
     shutil.rmtree(trials, ignore_errors=True)
     return note, entry, made[0][2] if decision.kept_float else None
 

@@ -61,7 +61,8 @@ def export_table(manifest: Manifest) -> Table:
         status = Text("ok", "green") if a.ok else Text.assemble(("FAILED", "bold red"), " ", a.error or "")
         aa, latency = a.accuracy_aware, _fmt(a.latency_ms, ".2f")
         if aa is not None:
-            aware.append(f"{a.format} {_fmt(aa.all_int8_metric, '.4g')}")
+            changed = "" if aa.all_int8_changed is None else f" ({aa.all_int8_changed:.1%} of predictions changed)"
+            aware.append(f"{a.format} {_fmt(aa.all_int8_metric, '.4g')}{changed}")
             if aa.all_int8_latency_ms is not None:
                 latency = f"{latency} (all int8 {aa.all_int8_latency_ms:.2f})"
         kept = None if aa is None or not aa.kept_float else f"{len(aa.kept_float)}/{aa.candidates} layers float, {_fmt(a.int8_fraction, '.0%')} 8-bit"
@@ -72,7 +73,8 @@ def export_table(manifest: Manifest) -> Table:
     if aware:
         aa = next(a.accuracy_aware for a in manifest.artifacts if a.accuracy_aware is not None)
         table.caption = Text(f"{table.caption}\n--max-drop {aa.max_drop:g}, decided on the {aa.selection}: torch {aa.torch_metric:.4g}, "
-                             f"full int8 {', '.join(aware)}; layers stay float only where full int8 lost more. "
+                             f"full int8 {', '.join(aware)}; layers stay float only where full int8 lost more"
+                             f"{' (or changed a larger share of the predictions)' if aa.all_int8_changed is not None else ''}. "
                              f"The {metric_name} column is the held-out test split's")
     if manifest.qat is not None:
         q = manifest.qat

@@ -4,12 +4,14 @@ run after test_matrix: the DQN's checkpoint trains in the background from the se
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from edgezoo import zoo
 from edgezoo.accuracy_aware import Selection, keep_fewest_float
 from edgezoo.data.base import TaskData
 from edgezoo.manifest import read_manifest
+from edgezoo.metrics import METRICS
 
 
 def _selection(metric: float) -> Selection:
@@ -43,6 +45,38 @@ def test_a_trial_that_cannot_be_run_counts_as_losing_everything():
     # Full int8 crashes the runtime (None); keeping "x" float avoids the crash.
     decision = keep_fewest_float(lambda keep: 0.9 if "x" in keep else None, lambda: ["w", "x"], _selection(0.90), max_drop=0.0)
     assert decision.all_int8_metric is None and decision.kept_float == ["x"] and decision.met
+
+
+def test_a_top1_metric_counts_the_predictions_int8_changed_not_their_net_effect():
+    """Int8 that flips as many predictions right as wrong keeps the accuracy of the selection split
+    and loses on another split: for a top-1 accuracy the share of changed predictions is the loss."""
+    from edgezoo.accuracy_aware import Score, selection_score
+
+    rng = np.random.default_rng(0)
+    reference = rng.standard_normal((200, 10)).astype(np.float32)
+    targets = reference.argmax(1).copy()
+    targets[:20] = (targets[:20] + 1) % 10  # torch is wrong on 20: accuracy 0.90
+    data = TaskData("synthetic", {}, {}, metric_name="accuracy")
+    sel = Selection([(reference[i:i + 50],) for i in range(0, 200, 50)], targets, 200, 0.90, data, "synthetic", reference)
+
+    def flipping(k):
+        """Right on the first k torch got wrong, wrong on k it got right: the same accuracy."""
+        out = reference.copy()
+        out[np.arange(k), targets[:k]] = 100.0
+        out[np.arange(20, 20 + k), (targets[20:20 + k] + 1) % 10] = 100.0
+        return lambda x: [out[(x[0][:, None] == reference[None]).all(-1).argmax(1)]]  # each row's own output
+
+    for k in (0, 2, 5):
+        got = selection_score(flipping(k), sel)
+        assert got.metric == pytest.approx(0.90) and got.changed == pytest.approx(2 * k / 200)
+
+    # Each layer kept float halves the flips; full int8 changes 10% of predictions at no net loss.
+    flips = {0: 0.10, 1: 0.05, 2: 0.01}
+    decision = keep_fewest_float(lambda keep: Score(0.90, flips[len(keep)]), lambda: ["a", "b", "c"], sel, max_drop=0.02)
+    assert decision.all_int8_metric == pytest.approx(0.90) and decision.all_int8_changed == pytest.approx(0.10)
+    assert len(decision.kept_float) == 2 and decision.changed == pytest.approx(0.01) and decision.met
+    # A metric with no top-1 bound (an error) is judged by its fall alone.
+    assert METRICS["rmse"].changed(reference, reference * 2, targets) is None
 
 
 @pytest.mark.trains("dqn")
