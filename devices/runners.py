@@ -122,14 +122,10 @@ def torch_runner(model, threads: int | None = None) -> Runner:
 
 
 def onnxruntime_runner(path: Path, threads: int, providers: Sequence[str] | None = None) -> Runner:
-    import onnxruntime as ort
+    from .portable import ONNX_TYPES, ort_session, shared_cpu
 
-    from .portable import ONNX_TYPES, ort_options, shared_cpu
-
-    opts = ort_options(threads)  # the same session a bundle's runner opens on the device
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     asked = list(providers or ["CPUExecutionProvider"])
-    sess = ort.InferenceSession(str(path), opts, providers=asked)
+    sess = ort_session(str(path), threads, asked)  # the same session a bundle's runner opens on the device
     if asked[0] not in sess.get_providers():
         # ONNX Runtime falls back to the CPU when a provider fails to start (a CUDA library missing,
         # say), with only a log line: timed so, a "cuda" row would be the CPU's.

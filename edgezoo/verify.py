@@ -94,7 +94,7 @@ def _row(target: Target, item: dict, core: str, here: dict, there: dict | None) 
         _compare(row, x86, arm, units)
     if row.status == "mismatch" and target.precision == "int8" and item["runtime"] == "onnxruntime" and int8_sums_saturate():
         row.error += (" (this host's x86 CPU has no VNNI: ONNX Runtime's uint8 x int8 kernels add products in 16 bits and"
-                      " saturate here, not on arm64; int8 with 8-bit weights, as the weights scheme keeps, can differ for that alone)")
+                      " saturate here, not on arm64; a file with 8-bit weights and int8 activations can differ for that alone)")
     return row
 
 

@@ -3,9 +3,16 @@
 static: QDQ, per-channel int8 weights, uint8 activations (U8S8). U8S8 rather than ORT's default
 S8S8: on x86 S8S8 leaves many convolutions in float and barely speeds up (measured: 15 of 52
 MobileNet convs stayed float, 1.05-1.4x), U8S8 quantizes all (1.7-2.2x).
-weights: ORT's dynamic quantization: per-channel int8 weights for MatMul, Gemm, Gather and LSTM
-(DynamicQuantizeLSTM), activations quantized per call; no calibration. Per channel, not ORT's
-per-tensor default: one scale over a whole matrix lost the DQN policy (mean return 500 -> 125).
+weights: int8 weights, float activations, as OpenVINO's and LiteRT's "weights" files: each
+Conv, MatMul, Gemm and Gather (embedding) weight stored as symmetric per-output-channel int8 in
+[-127, 127] behind a DequantizeLinear, so ONNX Runtime computes in float with exactly the rounded
+weights (the rule of quantize.simulate.with_int8_weights, which the DQN's checkpoint selection
+plays). Not ORT's dynamic quantization, which also quantizes the activations per call: its uint8
+x int8 products then carry the CPU's integer arithmetic into the file's outputs (on x86 without
+VNNI pairs of them saturate at 16 bits: the DQN's Q-values moved by up to 19 and one trained
+seed's policy played 84 against 500), and it ran slower than fp32 for four of the five models
+using this scheme (README's int8-schemes table). Per channel: one scale over a whole matrix
+(ORT's per-tensor default) lost the DQN policy (mean return 500 -> 125).
 """
 
 from __future__ import annotations
@@ -14,12 +21,13 @@ import contextlib
 import tempfile
 from pathlib import Path
 
+from ..devices.portable import INT8_WEIGHTS_KEY
 from ..quiet import quiet_native
 
 
 def quantize_onnx(ctx, fp32_path: Path, out_path: Path, scheme: str, keep_float: tuple[str, ...] = ()) -> str:
     if scheme == "weights":
-        return _dynamic(ctx, fp32_path, out_path)
+        return _weights_only(ctx, fp32_path, out_path)
     if scheme == "qat":
         import shutil
 
@@ -61,19 +69,71 @@ def _preprocessed(ctx, fp32_path: Path, symbolic_shapes: bool):
         yield prepped
 
 
-def _dynamic(ctx, fp32_path: Path, out_path: Path) -> str:
-    from onnxruntime.quantization import QuantType, quantize_dynamic
+def _weights_only(ctx, fp32_path: Path, out_path: Path) -> str:
+    import onnx
 
-    # Pre-processed (measured: 3 of 49 MatMuls of the 2-layer LSTM quantized without it, 34% of its
-    # constants int8; 49 and 96% with it). Symbolic shapes are not needed for weights.
-    # Full 8-bit weights on every CPU, unlike static int8: where the U8S8 kernels saturate (x86
-    # without VNNI) the files still met their bounds, and the DQN's checkpoint is chosen for its
-    # policy under exactly this rounding (measured on an AVX2-only AMD EPYC: 7-bit weights, mean
-    # return 243; asymmetric uint8 ones, 215; 8-bit, 500). Such a host's outputs can then differ
-    # from an ARM device's, which do not saturate: `edgezoo verify` says so.
+    # Pre-processed: it folds constant subgraphs (an unrolled LSTM's transposed recurrent weights)
+    # into initializers, which only then read as weights (measured with ORT's dynamic quantizer:
+    # 3 of 49 MatMuls of the 2-layer LSTM quantized without it, 49 with it).
     with _preprocessed(ctx, fp32_path, symbolic_shapes=False) as prepped:
-        quantize_dynamic(str(prepped), str(out_path), weight_type=QuantType.QInt8, per_channel=True)
-    return "dynamic: per-channel int8 weights (MatMul, Gemm, Gather, LSTM), activations quantized per call"
+        model = onnx.load(str(prepped))
+    done = int8_weights(model.graph)
+    # What tells a runner to fold the dequantized weights once at load (devices/portable.py).
+    onnx.helper.set_model_props(model, {**{p.key: p.value for p in model.metadata_props}, INT8_WEIGHTS_KEY: "int8 weights behind DequantizeLinear; "
+                                         "open with session config session.disable_quant_qdq=1 to fold them once at load"})
+    onnx.save(model, str(out_path))
+    return f"int8 weights ({done} Conv/MatMul/Gemm/Gather tensors, symmetric per channel, dequantized in the graph), float activations"
+
+
+def _weight_axis(node, port: int, rank: int) -> int | None:
+    """The axis of one scale per output channel for a weight read by ``node`` at input ``port``;
+    None where the weight is no Conv/MatMul/Gemm/Gather weight (or a batched one: a
+    DequantizeLinear scales along one axis only)."""
+    if node.op_type == "Conv" and port == 1 and rank >= 3:
+        return 0                     # [out, in / groups, *kernel]
+    if rank != 2:
+        return None
+    if node.op_type == "Gemm" and port == 1:
+        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+        return 0 if trans_b else 1   # B is [N, K] transposed, [K, N] otherwise
+    if node.op_type == "MatMul" and port == 1:
+        return 1                     # [K, N]
+    if node.op_type == "Gather" and port == 0:
+        return 0                     # an embedding table [rows, dim]: one scale per row
+    return None
+
+
+def int8_weights(graph) -> int:
+    """Rewrites ``graph`` in place: each float32 initializer that only Conv, MatMul, Gemm or Gather
+    read as their weight becomes int8 (symmetric, one scale per output channel, [-127, 127]) ->
+    DequantizeLinear under the initializer's own name. Returns how many it rewrote."""
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    initializers = {i.name: i for i in graph.initializer}
+    axes: dict[str, set] = {}
+    for node in graph.node:
+        for port, name in enumerate(node.input):
+            if name in initializers:
+                axes.setdefault(name, set()).add(_weight_axis(node, port, len(initializers[name].dims)))
+    dequantize = []
+    for name, found in axes.items():
+        if len(found) != 1 or None in found or initializers[name].data_type != TensorProto.FLOAT:
+            continue  # read by anything else as well, or along two axes: left float
+        axis = found.pop()
+        w = numpy_helper.to_array(initializers[name])
+        scale = np.abs(w).max(axis=tuple(d for d in range(w.ndim) if d != axis), keepdims=True) / np.float32(127)
+        scale[scale == 0] = 1
+        q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+        graph.initializer.remove(initializers[name])
+        graph.initializer.extend([numpy_helper.from_array(q, f"{name}_quantized"), numpy_helper.from_array(scale.reshape(-1).astype(np.float32), f"{name}_scale"),
+                                  numpy_helper.from_array(np.zeros(q.shape[axis], np.int8), f"{name}_zero_point")])
+        dequantize.append(helper.make_node("DequantizeLinear", [f"{name}_quantized", f"{name}_scale", f"{name}_zero_point"], [name],
+                                           name=f"{name}_DequantizeLinear", axis=axis))
+    nodes = dequantize + list(graph.node)  # initializers feed the graph from its start
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return len(dequantize)
 
 
 def _static_qdq(ctx, fp32_path: Path, out_path: Path, keep_float: tuple[str, ...] = ()) -> str:
