@@ -31,8 +31,10 @@ def measure(name: str, out: Path) -> dict:
     from edgezoo import zoo
     from edgezoo.pipeline import export
 
+    from edgezoo.hostinfo import host
+
     card = zoo.get(name)
-    entry = {"model": name, "fp32": {}, "schemes": {}}
+    entry = {"model": name, "cpu": host().cpu, "fp32": {}, "schemes": {}}
     for scheme in (*SCHEMES, AWARE):
         if scheme == AWARE:
             manifest = export(card, int8=True, max_drop=card.tolerance.int8_metric_drop, out=out / f"{name}-aware").manifest
@@ -97,7 +99,11 @@ def render(entries: list[dict]) -> str:
         if AWARE in e["schemes"]:
             cells = [_cell(e["schemes"][AWARE][f], e["fp32_aware_run"][f]) for f in formats]
             lines.append(f"{head} int8 {AWARE} {e['bound']:g} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    hosts: dict[str, list[str]] = {}
+    for e in entries:
+        hosts.setdefault(e.get("cpu") or "a host not recorded", []).append(e["model"])
+    said = "; ".join(f"{cpu} ({', '.join(models)})" for cpu, models in hosts.items())
+    return "\n".join(lines) + f"\n\nMeasured on {said}, each model's rows in one run."
 
 
 def card_choices_keep_their_bound(entries: list[dict]) -> bool:
