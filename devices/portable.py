@@ -79,7 +79,6 @@ class Model:
             raise ValueError(f"unknown runtime {runtime!r}: onnxruntime, litert or litert-ref")
 
     def _init_onnxruntime(self, threads: int) -> None:
-
         sess = ort_session(self.path, threads)
         names = [i.name for i in sess.get_inputs()]
         self.input_names = names

@@ -24,7 +24,7 @@ import torch
 from . import manifest as manifest_types
 from .hostinfo import host, versions
 from . import outdir, progress, zoo
-from .accuracy_aware import Selection, check_max_drop, keep_fewest_float, selection, selection_score
+from .accuracy_aware import Score, Selection, check_max_drop, keep_fewest_float, selection, selection_score
 from .check import (
     FailureKind,
     Reference,
@@ -591,7 +591,7 @@ def _int8_keeping_float(fmt, child, fp32_path: Path, staged: Path, spec: ModelSp
     trials.mkdir(exist_ok=True)
     made: list = []  # (path, note, runner) per trial
 
-    def trial(keep: tuple[str, ...]):
+    def trial(keep: tuple[str, ...]) -> Score | None:
         if stop is not None and stop.is_set():
             raise KeyboardInterrupt  # the export is being stopped: no further trial (its child would start again)
         path = trials / f"trial{len(made)}{fmt.suffix}"
@@ -605,15 +605,15 @@ def _int8_keeping_float(fmt, child, fp32_path: Path, staged: Path, spec: ModelSp
         try:  # a runtime that dies on a trial fails the trial only (keeping a layer float may avoid it)
             child.probe(fmt.runner, path, threads, ref.inputs[0])
             runner = fmt.runner(path, threads)
-            metric = selection_score(runner, sel)
+            score = selection_score(runner, sel)
         except Exception:
-            runner, metric = None, None
+            runner, score = None, None
         made.append((path, note, runner))
         if len(made) > 2:  # neither full int8 nor the latest: its file and loaded model are not needed again
             for f in fmt.files(made[-2][0]):
                 f.unlink(missing_ok=True)
             made[-2] = (made[-2][0], made[-2][1], None)
-        return metric
+        return score
 
     def say(note: str) -> None:
         progress.info(f"{spec.name} {fmt.name} int8 --max-drop: {note}")
