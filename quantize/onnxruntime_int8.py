@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..devices.portable import INT8_WEIGHTS_KEY
 from ..quiet import quiet_native
+from .symmetric import symmetric_int8
 
 
 def quantize_onnx(ctx, fp32_path: Path, out_path: Path, scheme: str, keep_float: tuple[str, ...] = ()) -> str:
@@ -120,13 +121,11 @@ def int8_weights(graph) -> int:
     for name, found in axes.items():
         if len(found) != 1 or None in found or initializers[name].data_type != TensorProto.FLOAT:
             continue  # read by anything else as well, or along two axes: left float
-        axis = found.pop()
+        (axis,) = found
         w = numpy_helper.to_array(initializers[name])
-        scale = np.abs(w).max(axis=tuple(d for d in range(w.ndim) if d != axis), keepdims=True) / np.float32(127)
-        scale[scale == 0] = 1
-        q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
+        q, scale = symmetric_int8(w, tuple(d for d in range(w.ndim) if d != axis))
         graph.initializer.remove(initializers[name])
-        graph.initializer.extend([numpy_helper.from_array(q, f"{name}_quantized"), numpy_helper.from_array(scale.reshape(-1).astype(np.float32), f"{name}_scale"),
+        graph.initializer.extend([numpy_helper.from_array(q, f"{name}_quantized"), numpy_helper.from_array(scale.reshape(-1), f"{name}_scale"),
                                   numpy_helper.from_array(np.zeros(q.shape[axis], np.int8), f"{name}_zero_point")])
         dequantize.append(helper.make_node("DequantizeLinear", [f"{name}_quantized", f"{name}_scale", f"{name}_zero_point"], [name],
                                            name=f"{name}_DequantizeLinear", axis=axis))

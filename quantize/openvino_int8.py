@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
+from .symmetric import symmetric_int8
 
 #: The IR's ``runtime_options``: OpenVINO applies these at compile time unless the caller overrides them.
 WEIGHT_ONLY_RUNTIME_OPTIONS = {"DYNAMIC_QUANTIZATION_GROUP_SIZE": "0"}
@@ -102,11 +102,8 @@ def compress_weights_int8(model) -> int:
         const = source.get_node()
         if const.get_type_name() != "Constant" or const.get_output_element_type(0) != ov.Type.f32 or len(const.get_output_shape(0)) < 2:
             continue
-        w = const.get_data().astype(np.float32)
-        scale = np.abs(w).max(axis=reduce_axis, keepdims=True) / 127.0
-        scale[scale == 0] = 1.0
-        q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
-        weight = ops.multiply(ops.convert(ops.constant(q), ov.Type.f32), ops.constant(scale.astype(np.float32)))
+        q, scale = symmetric_int8(const.get_data(), (reduce_axis,))
+        weight = ops.multiply(ops.convert(ops.constant(q), ov.Type.f32), ops.constant(scale))
         weight.get_output_tensor(0).set_names(source.get_names())
         op.input(port).replace_source_output(weight.output(0))
         done += 1
