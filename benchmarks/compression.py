@@ -78,7 +78,7 @@ def measure(model: str, ratio: float, threads: int, rounds: int, seconds: float,
                          "kept_float": None if b.accuracy_aware is None else len(b.accuracy_aware.kept_float)})
     p = mp.pruning
     return {"model": model, "ratio": ratio, "threads": threads, "rounds": rounds, "cpu": report.host.cpu, "finetune_epochs": p.finetune_epochs,
-            "finetune": "card stages",  # edgezoo.prune.finetune_stages; entries without it: a quarter of the card's epochs at the export size
+            "finetune": "card stages",  # edgezoo.prune.finetune_stages (session 18's predecessor fine-tuned at the export size)
             "max_drop": max_drop,
             "macs": [p.macs_before, p.macs_after], "params": [p.params_before, p.params_after], "metric_name": mb.reference.metric_name,
             "torch_metric": [mb.reference.metric, mp.reference.metric], "input": mb.inputs[0].shape, "rows": rows}
@@ -93,7 +93,7 @@ def render(entries: list[dict]) -> str:
     cpus = sorted({e["cpu"] for e in entries})
     lines = ["| model | pruned | MACs | parameters | torch metric | file | runtime | size | metric | p50 ms | speed-up |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in entries:
-        how = "over the card's stages" if e.get("finetune") == "card stages" else "at the export size (the previous fine-tuning)"
+        how = "over the card's stages"  # every entry's: edgezoo.prune.finetune_stages
         if e.get("max_drop") is not None:
             how += f"; int8 accuracy-aware (`--max-drop {e['max_drop']:g}`)"
         where = f", {e['cpu']}" if len(cpus) > 1 else ""
@@ -106,8 +106,7 @@ def render(entries: list[dict]) -> str:
             if r.get("failed"):
                 size = " -> ".join("not kept" if b is None else human_bytes(b) for b in r["bytes"])
                 metric = " -> ".join("not measured" if m is None else f"{m:.4f}" for m in r["metric"])
-                why = r["failed"] if r["failed"].startswith(("unpruned: ", "pruned: ")) else f"pruned: {r['failed']}"  # older entries: the pruned side's
-                lines.append(f"{head} {r['format']} {r['precision']} | {RUNTIME_LABELS.get(r['runtime'], r['runtime'])} | {size} | {metric} | - | FAILED, {why} |")
+                lines.append(f"{head} {r['format']} {r['precision']} | {RUNTIME_LABELS.get(r['runtime'], r['runtime'])} | {size} | {metric} | - | FAILED, {r['failed']} |")
                 continue
             lo, hi = r["speedup_range"]
             kept = f" ({r['kept_float']} {'layer' if r['kept_float'] == 1 else 'layers'} float)" if r.get("kept_float") else ""
