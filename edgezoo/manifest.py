@@ -130,6 +130,7 @@ class Qat:
     metric_before: float        # the trained model's, held-out test split (torch)
     int8_simulated: float       # the fine-tuned model's with its fake-quant on (torch), same split
     weights: str                # the fine-tuned state_dict (its fake-quant's parameters and input ranges)
+    weight_bits: int = 8        # 7 on a host whose int8 sums saturate (x86 without VNNI): weights in [-64, 64]
 
 
 @dataclass

@@ -276,7 +276,7 @@ def export(
 
             check_qat(spec, data, qat_epochs, weights_sha256)
             tuned = qat_model(spec, net, data, weights_sha256, qat_epochs)
-            qat_entry = manifest_types.Qat(tuned.epochs, tuned.lr, tuned.metric_before, tuned.int8_simulated, str(tuned.weights))
+            qat_entry = manifest_types.Qat(tuned.epochs, tuned.lr, tuned.metric_before, tuned.int8_simulated, str(tuned.weights), tuned.weight_bits)
         with progress.step(f"{spec.name}: torch reference on {'the held-out test split' if data else 'sample inputs'}"):
             ref = reference_outputs(net, spec, data, n_samples=USER_SAMPLE_COUNT, samples=user_data.task if user_data and data is None else None)
         broken = nonfinite_reference(ref)

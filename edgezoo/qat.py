@@ -37,19 +37,33 @@ RANGE = "qat_input_range"   # each quantized layer's input range [low, high]: a 
 VERSION = 2  # 2: the fake-quantized state_dict (weights as parametrizations, input ranges)
 
 
+def weight_max() -> int:
+    """The largest int8 weight QAT trains with: 127, or 64 where this host's uint8 x int8 kernels add
+    pairs of products in 16 bits (x86 without VNNI, ``hostinfo.int8_sums_saturate``), as static int8
+    keeps its weights to 7 bits there (ONNX Runtime's reduce_range: [-64, 64]). A fake-quant trained
+    with 8-bit weights ships a file that such kernels saturate (the DQN's QAT file lost its policy on
+    an AVX2 host); a converter child on the same host rebuilds the same grid."""
+    from .hostinfo import int8_sums_saturate
+
+    return 64 if int8_sums_saturate() else 127
+
+
 class WeightFakeQuant(nn.Module):
-    """Per-output-channel symmetric int8 of a weight (scale max|w| / 127, zero point 0)."""
+    """Per-output-channel symmetric int8 of a weight (scale max|w| / qmax, zero point 0, values in [-qmax, qmax])."""
 
     frozen: torch.Tensor | None = None   # the scales as constants, for export (freeze)
 
-    @staticmethod
-    def scales(w: torch.Tensor) -> torch.Tensor:
-        return (w.detach().reshape(w.shape[0], -1).abs().amax(1) / 127).clamp_min(1e-8).float()
+    def __init__(self, qmax: int = 127):
+        super().__init__()
+        self.qmax = int(qmax)
+
+    def scales(self, w: torch.Tensor) -> torch.Tensor:
+        return (w.detach().reshape(w.shape[0], -1).abs().amax(1) / self.qmax).clamp_min(1e-8).float()
 
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         scale = self.frozen if self.frozen is not None else self.scales(w)
         zero = torch.zeros(w.shape[0], dtype=torch.int32, device=w.device)
-        return torch.fake_quantize_per_channel_affine(w, scale, zero, 0, -128, 127)
+        return torch.fake_quantize_per_channel_affine(w, scale, zero, 0, -self.qmax, self.qmax)
 
 
 def freeze(model: nn.Module) -> nn.Module:
@@ -58,7 +72,7 @@ def freeze(model: nn.Module) -> nn.Module:
     for module in model.modules():
         if parametrize.is_parametrized(module, "weight"):
             fq = module.parametrizations.weight[0]
-            fq.frozen = WeightFakeQuant.scales(module.parametrizations.weight.original)
+            fq.frozen = fq.scales(module.parametrizations.weight.original)
     return model
 
 
@@ -84,12 +98,14 @@ def _input_fake_quant(module: nn.Module, args):
     return (torch.fake_quantize_per_tensor_affine(x, scale, zero, 0, 255), *args[1:])
 
 
-def prepare(model: nn.Module) -> nn.Module:
+def prepare(model: nn.Module, qmax: int | None = None) -> nn.Module:
     """Fake-quant on every convolution and linear layer, in place (the same structure every time,
-    so a process that builds the model and calls this can load a fine-tuned state_dict)."""
+    so a process that builds the model and calls this can load a fine-tuned state_dict); weights
+    within [-qmax, qmax] (default ``weight_max()``, this host's)."""
+    qmax = weight_max() if qmax is None else qmax
     for module in model.modules():
         if isinstance(module, QUANTIZED) and not parametrize.is_parametrized(module, "weight"):
-            parametrize.register_parametrization(module, "weight", WeightFakeQuant())
+            parametrize.register_parametrization(module, "weight", WeightFakeQuant(qmax))
             module.register_buffer(RANGE, torch.full((2,), float("nan")))
             module.register_forward_pre_hook(_input_fake_quant)
     return model
@@ -103,6 +119,7 @@ class QatResult:
     metric_before: float      # the float model's, held-out test split
     int8_simulated: float     # the fine-tuned model's, fake-quant on
     weights: Path             # the cache file (its state_dict, for prepare()d models)
+    weight_bits: int = 8      # 7 where this host's int8 sums saturate (weight_max)
 
 
 def check_qat(spec: ModelSpec, data, epochs: int | None, weights_sha256: str | None) -> None:
@@ -129,20 +146,25 @@ def qat_model(spec: ModelSpec, net: nn.Module, data, weights_sha256: str, epochs
     recipe = spec.recipe
     lr = (recipe.stages[-1].lr if recipe.stages else 1e-3) / 10
     batch = max(recipe.batch_size, 32)
-    key = hashlib.sha256(json.dumps({"base": weights_sha256, "inputs": [(i.name, i.shape[1:], i.dtype) for i in spec.inputs],
-                                     "epochs": epochs, "lr": lr, "batch": batch, "version": VERSION}, sort_keys=True).encode()).hexdigest()[:12]
+    qmax = weight_max()
+    bits = 8 if qmax == 127 else 7
+    fields = {"base": weights_sha256, "inputs": [(i.name, i.shape[1:], i.dtype) for i in spec.inputs],
+              "epochs": epochs, "lr": lr, "batch": batch, "version": VERSION}
+    if qmax != 127:   # 8-bit entries keep their keys
+        fields["weight_max"] = qmax
+    key = hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
     cached = paths.home() / "qat" / f"{spec.name}-e{epochs}-{key}.safetensors"
     record = cached.with_suffix(".json")
     if cached.is_file() and record.is_file():
-        model = prepare(copy.deepcopy(net))
+        model = prepare(copy.deepcopy(net), qmax)
         model.load_state_dict(read_state_dict(cached), strict=True)
         info = json.loads(record.read_text())
-        return QatResult(model.eval(), epochs, lr, info["metric_before"], info["int8_simulated"], cached)
+        return QatResult(model.eval(), epochs, lr, info["metric_before"], info["int8_simulated"], cached, bits)
 
     before = evaluate(net, data, "test")
-    progress.info(f"{spec.name}: quantization-aware fine-tuning, {epochs} epochs distilled from the trained model (once; cached in {cached.parent})")
+    progress.info(f"{spec.name}: quantization-aware fine-tuning, {epochs} epochs distilled from the trained model{', weights within 7 bits (this CPU has no VNNI)' if bits == 7 else ''} (once; cached in {cached.parent})")
     teacher = copy.deepcopy(net).eval()
-    student = prepare(copy.deepcopy(net))
+    student = prepare(copy.deepcopy(net), qmax)
     _distill(student, teacher, data, epochs, lr, batch, recipe, spec.name)
     student.eval()
     simulated = evaluate(student, data, "test")
@@ -150,9 +172,9 @@ def qat_model(spec: ModelSpec, net: nn.Module, data, weights_sha256: str, epochs
 
     with atomic_open(cached, "wb") as f:
         f.write(save({k: v.detach().contiguous() for k, v in student.state_dict().items()}))
-    write_text_atomic(record, json.dumps({"model": spec.name, "epochs": epochs, "lr": lr, "metric_before": before,
+    write_text_atomic(record, json.dumps({"model": spec.name, "epochs": epochs, "lr": lr, "weight_bits": bits, "metric_before": before,
                                           "int8_simulated": simulated, "sha256": sha256_file(cached)}, indent=1))
-    return QatResult(student, epochs, lr, before, simulated, cached)
+    return QatResult(student, epochs, lr, before, simulated, cached, bits)
 
 
 def _distill(student: nn.Module, teacher: nn.Module, data, epochs: int, lr: float, batch: int, recipe, name: str) -> None:

@@ -36,6 +36,30 @@ def test_qat_int8_is_the_fine_tuned_graph_and_keeps_the_dqns_bar(tmp_path):
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     int8_weights = [i for i in graph.initializer if i.data_type == onnx.TensorProto.INT8]
     assert len(int8_weights) >= 3  # the DQN's linear layers' weights, folded to int8
+    # Each weight's largest value sits on this host's grid: 127, or 64 where its int8 sums saturate.
+    from onnx import numpy_helper
+
+    from edgezoo.qat import weight_max
+
+    peaks = {int(np.abs(numpy_helper.to_array(i).astype(np.int32)).max()) for i in int8_weights if i.dims and len(i.dims) >= 2}
+    assert peaks == {weight_max()}, peaks
+    assert m.qat.weight_bits == (7 if weight_max() == 64 else 8)
+
+
+def test_fake_quant_keeps_weights_within_the_grid_asked():
+    # 7-bit weights (a host whose int8 sums saturate): every weight on a grid of max|w| / 64 per output channel.
+    from edgezoo.qat import freeze, prepare
+
+    torch.manual_seed(0)
+    for qmax in (127, 64):
+        layer = prepare(torch.nn.Sequential(torch.nn.Linear(16, 8)), qmax)[0]
+        freeze(layer)
+        w, original = layer.weight.detach(), layer.parametrizations.weight.original.detach()
+        scale = original.abs().amax(1, keepdim=True) / qmax
+        steps = w / scale
+        assert torch.allclose(steps, steps.round(), atol=1e-3)
+        assert steps.abs().amax().round() == qmax and (steps.abs().amax(1).round() == qmax).all()
+        assert torch.allclose(w, original, atol=float(scale.max()) / 2 + 1e-6)
 
 
 def test_tflite_says_why_it_has_no_qat_file(tmp_path):
