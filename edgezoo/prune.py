@@ -31,7 +31,13 @@ from .fileio import atomic_open, sha256_file, write_text_atomic
 from .registry import ModelSpec, Stage
 from .weights import read_state_dict
 
-ROUND_TO = 8
+# Kept channel counts are rounded down to multiples of 16 (a layer that would keep fewer keeps all
+# its channels): ONNX Runtime's fp32 convolutions on AVX-512 compute in blocks of 16 channels (8 on
+# AVX2, 4 on NEON), so a count of 8, 24 or 72 is padded up and its pruning buys nothing there.
+# Measured on MobileNetV2 at 25% on an AMD EPYC with AVX-512 (the same structure, untrained weights):
+# multiples of 8 removed 43% of the MACs and ran 1.32x faster in fp32 and 1.34x in int8; multiples
+# of 16 removed 47% and ran 1.91x and 1.53x.
+ROUND_TO = 16
 
 
 @dataclasses.dataclass
