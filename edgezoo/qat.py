@@ -63,7 +63,17 @@ class WeightFakeQuant(nn.Module):
     def forward(self, w: torch.Tensor) -> torch.Tensor:
         scale = self.frozen if self.frozen is not None else self.scales(w)
         zero = torch.zeros(w.shape[0], dtype=torch.int32, device=w.device)
-        return torch.fake_quantize_per_channel_affine(w, scale, zero, 0, -self.qmax, self.qmax)
+        # The grid's bounds stay int8's (ONNX's QuantizeLinear allows no other); the scale keeps
+        # every weight within [-qmax, qmax].
+        return torch.fake_quantize_per_channel_affine(w, scale, zero, 0, -128, 127)
+
+
+def weight_grid(model: nn.Module) -> int:
+    """The qmax a prepare()d model's weights are fake-quantized to."""
+    grids = {m.qmax for m in model.modules() if isinstance(m, WeightFakeQuant)}
+    if len(grids) != 1:
+        raise ValueError(f"not a model prepare()d for QAT with one weight grid (found {sorted(grids)})")
+    return grids.pop()
 
 
 def freeze(model: nn.Module) -> nn.Module:

@@ -59,7 +59,7 @@ class ModelSource:
     weights: str
     from_file: bool = False
     architecture: dict | None = None   # a pruned model's (edgezoo.architecture)
-    qat: bool = False                  # fake-quantized (edgezoo.qat.prepare) before its weights load
+    qat: int = 0                       # > 0: fake-quantized (edgezoo.qat.prepare) with weights in [-qat, qat] before its weights load
 
     def build(self):
         import torch
@@ -78,7 +78,7 @@ class ModelSource:
         if self.qat:
             from ..qat import prepare
 
-            prepare(model)
+            prepare(model, self.qat)
         model.load_state_dict(torch.load(self.weights, map_location="cpu", weights_only=True), strict=True)
         return model.eval()
 
@@ -115,7 +115,10 @@ def write_job(model, source_builder: str, kwargs: dict, from_file: bool, archite
         qat_weights = workdir / "child-qat-model.pt"
         with open(qat_weights, "wb") as f:
             torch.save({k: v.detach().cpu() for k, v in qat_model.state_dict().items()}, f)
-        qat = ModelSource(source_builder, dict(kwargs), str(qat_weights), from_file, architecture, qat=True)
+        from ..qat import weight_grid
+
+        # The parent's grid, not this host's default: the child rebuilds exactly the fine-tuned model.
+        qat = ModelSource(source_builder, dict(kwargs), str(qat_weights), from_file, architecture, qat=weight_grid(qat_model))
     return ChildJob(ModelSource(source_builder, dict(kwargs), str(weights), from_file, architecture), str(inputs), list(input_names), list(output_names),
                     str(samples), calibration.source, str(workdir), threads, qat)
 

@@ -92,6 +92,41 @@ def test_fake_quant_survives_a_child_rebuilding_it(tmp_path):
         assert np.unique(np.round((x.clamp(min(low, 0), max(high, 0)) - min(low, 0)) / ((max(high, 0) - min(low, 0)) / 255))).size <= 256
 
 
+def test_a_7_bit_grid_reaches_the_converter_child_and_the_file(tmp_path):
+    # On a host whose int8 sums saturate the parent fine-tunes with weights in [-64, 64]; the child
+    # rebuilds that grid from its ModelSource (not from its own host's default), and the QDQ file
+    # stores it: every output channel's largest int8 weight is 64, and ONNX Runtime computes what
+    # the fake-quantized torch model does.
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper
+
+    from edgezoo.export.child import ModelSource
+    from edgezoo.models.dqn import QNetwork
+    from edgezoo.qat import export_qdq_onnx, prepare, weight_grid
+
+    torch.manual_seed(0)
+    tuned = prepare(QNetwork(), 64)
+    tuned.train()
+    tuned(torch.randn(64, 4))
+    tuned.eval()
+    torch.save(tuned.state_dict(), tmp_path / "w.pt")
+    child = ModelSource(f"{QNetwork.__module__}:{QNetwork.__qualname__}", {}, str(tmp_path / "w.pt"), qat=weight_grid(tuned)).build()
+    assert weight_grid(child) == 64
+    x = torch.rand(16, 4) * 4 - 2
+    with torch.no_grad():
+        np.testing.assert_array_equal(child(x).numpy(), tuned(x).numpy())
+        export_qdq_onnx(child, (x[:1],), ["observation"], ["q"], tmp_path / "m.onnx")
+    weights = [numpy_helper.to_array(i).astype(np.int32) for i in onnx.load(str(tmp_path / "m.onnx")).graph.initializer
+               if i.data_type == onnx.TensorProto.INT8 and len(i.dims) == 2]
+    assert len(weights) == 4 and all((np.abs(w).max(axis=1) == 64).all() for w in weights)
+    session = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    for row in x:
+        got = session.run(None, {"observation": row[None].numpy()})[0]
+        with torch.no_grad():
+            np.testing.assert_allclose(got, tuned(row[None]).numpy(), rtol=1e-3, atol=1e-3)
+
+
 @pytest.mark.parametrize("kwargs, needle", [
     ({"qat_epochs": 3}, "--epochs 3 sets quantization-aware fine-tuning's epochs: add --qat"),
     ({"qat": True, "qat_epochs": 0}, "--epochs 0"),
