@@ -258,6 +258,10 @@ register(
         # reached 218 and 327 (seeds 0, 1); this recipe and selection stopped at a perfect
         # checkpoint after 32,500-37,500 steps for each (benchmarks/seeds.py has the spread).
         recipe=TrainRecipe(stages=(Stage(60, 5e-4),), batch_size=128, threads=1),
+        # The suite trains the same recipe from seed 1: every seed 0-4 cleared the bar on each host
+        # (benchmarks/seeds.py), and seed 1 got there soonest on both: 60,000 steps on the AMD
+        # EPYC against seed 0's 115,000 (two runs), 147 s against 194 on the Intel Xeon.
+        small={"seed": 1},
         trainer=train_dqn,
     )
 )
