@@ -259,8 +259,9 @@ register(
         # checkpoint after 32,500-37,500 steps for each (benchmarks/seeds.py has the spread).
         recipe=TrainRecipe(stages=(Stage(60, 5e-4),), batch_size=128, threads=1),
         # The suite trains the same recipe from seed 1: every seed 0-4 cleared the bar on each host
-        # (benchmarks/seeds.py), and seed 1 got there soonest on both: 60,000 steps on the AMD
-        # EPYC against seed 0's 115,000 (two runs), 147 s against 194 on the Intel Xeon.
+        # (benchmarks/seeds.py), and seed 1 was among the two quickest on each: 60,000 steps on the
+        # AMD EPYC (72 s with AVX-512, 197 with AVX2 only) against seed 0's 115,000 (138 s, 541);
+        # the quickest on the Intel Xeon (147 s against 194).
         small={"seed": 1},
         trainer=train_dqn,
     )
