@@ -27,22 +27,38 @@ def _model(item) -> str | None:
     return name if isinstance(name, str) else None
 
 
+def _waits_for(item) -> list[str]:
+    """The zoo models a test trains or waits for: its ``name`` parameter and its @pytest.mark.trains."""
+    marker = item.get_closest_marker("trains")
+    return [n for n in [_model(item), *(marker.args if marker else ())] if n is not None]
+
+
 def _background_models(items) -> list[str]:
     """The zoo models the collected tests name whose small variants train on fewer threads than
-    this machine has cores: the background worker's, longest training first."""
+    this machine has cores: the background worker's. First the one that the most tests outside the
+    matrix wait for (they run just before the matrix, once the worker has it: the DQN's ten), then
+    longest training first."""
+    from collections import Counter
+
     from edgezoo import zoo
 
     cores = len(os.sched_getaffinity(0))
     seconds = _training_seconds()
     named = dict.fromkeys(name for name in map(_model, items) if name in zoo.names())
-    narrow = [n for n in named if (zoo.get(n).small_variant().recipe.threads or cores) < cores]
-    return sorted(narrow, key=lambda n: -seconds.get(n, 0.0))
+    narrow = sorted((n for n in named if (zoo.get(n).small_variant().recipe.threads or cores) < cores), key=lambda n: -seconds.get(n, 0.0))
+    outside = Counter(n for item in items if item.path.name != "test_matrix.py" for n in set(_waits_for(item)) if n in narrow)
+    if outside:
+        first = max(narrow, key=lambda n: (outside[n], seconds.get(n, 0.0)))
+        narrow.remove(first)
+        narrow.insert(0, first)
+    return narrow
 
 
 def _training_seconds() -> dict[str, float]:
-    """Each model's small-variant training time as benchmarks/seeds.py measured it (median over the
-    stored runs at the thread count its recipe names now, where there are any): scheduling only, so
-    a missing or unreadable file orders nothing."""
+    """Each model's small-variant training time as benchmarks/seeds.py measured it: the median over
+    the stored runs of the seed and thread count the suite trains (a DQN seed's steps vary 3.5-fold
+    between seeds), else of its thread count, else of all. Scheduling only, so a missing or
+    unreadable file orders nothing."""
     import json
     import statistics
 
@@ -50,14 +66,16 @@ def _training_seconds() -> dict[str, float]:
 
     try:
         runs = json.loads((Path(__file__).parent.parent / "benchmarks" / "results" / "seeds.json").read_text())
-        by_model: dict[str, dict[bool, list[float]]] = {}
+        by_model: dict[str, dict[int, list[float]]] = {}
         for run in runs:
             if run["model"] in zoo.names():
-                same = run.get("threads") == zoo.get(run["model"]).small_variant().recipe.threads
-                by_model.setdefault(run["model"], {}).setdefault(same, []).append(float(run["seconds"]))
+                recipe = zoo.get(run["model"]).small_variant().recipe
+                same_threads = run.get("threads") == recipe.threads
+                closeness = 2 if same_threads and run.get("seed") == recipe.seed else 1 if same_threads else 0
+                by_model.setdefault(run["model"], {}).setdefault(closeness, []).append(float(run["seconds"]))
     except (OSError, ValueError, KeyError, TypeError):
         return {}
-    return {name: statistics.median(kinds.get(True) or kinds[False]) for name, kinds in by_model.items()}
+    return {name: statistics.median(kinds[max(kinds)]) for name, kinds in by_model.items()}
 
 
 def pytest_configure(config):
@@ -82,8 +100,7 @@ def pytest_collection_modifyitems(session, config, items):
         return
 
     def waits_for(item) -> list[str]:
-        marker = item.get_closest_marker("trains")
-        return [n for n in [_model(item), *(marker.args if marker else ())] if n in rank]
+        return [n for n in _waits_for(item) if n in rank]
 
     late = [item for item in items if waits_for(item)]
     if late:
