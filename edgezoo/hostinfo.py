@@ -47,6 +47,10 @@ def cpu_flags() -> set[str]:
     return set((_cpuinfo("flags", "Features") or "").split())
 
 
+# Why a file keeps its weights within 7 bits where int8_sums_saturate(): said the same by every quantizer and report.
+SATURATES = "this x86 CPU has no VNNI: its uint8 x int8 sums saturate at 16 bits"
+
+
 def int8_sums_saturate() -> bool:
     """Whether this CPU's uint8 x int8 kernels add pairs of products in 16 bits (x86 with AVX2 or
     AVX-512 but no VNNI: vpmaddubsw), where two large products overflow: ONNX Runtime's U8S8 and

@@ -29,6 +29,7 @@ from torch.nn.utils import parametrize
 from . import paths, progress
 from .errors import BadInput
 from .fileio import atomic_open, sha256_file, write_text_atomic
+from .hostinfo import SATURATES, int8_sums_saturate
 from .registry import ModelSpec
 from .weights import read_state_dict
 
@@ -43,8 +44,6 @@ def weight_max() -> int:
     keeps its weights to 7 bits there (ONNX Runtime's reduce_range: [-64, 64]). A fake-quant trained
     with 8-bit weights ships a file that such kernels saturate (the DQN's QAT file lost its policy on
     an AVX2 host); a converter child on the same host rebuilds the same grid."""
-    from .hostinfo import int8_sums_saturate
-
     return 64 if int8_sums_saturate() else 127
 
 
@@ -172,7 +171,7 @@ def qat_model(spec: ModelSpec, net: nn.Module, data, weights_sha256: str, epochs
         return QatResult(model.eval(), epochs, lr, info["metric_before"], info["int8_simulated"], cached, bits)
 
     before = evaluate(net, data, "test")
-    progress.info(f"{spec.name}: quantization-aware fine-tuning, {epochs} epochs distilled from the trained model{', weights within 7 bits (this CPU has no VNNI)' if bits == 7 else ''} (once; cached in {cached.parent})")
+    progress.info(f"{spec.name}: quantization-aware fine-tuning, {epochs} epochs distilled from the trained model{f', weights within 7 bits ({SATURATES})' if bits == 7 else ''} (once; cached in {cached.parent})")
     teacher = copy.deepcopy(net).eval()
     student = prepare(copy.deepcopy(net), qmax)
     _distill(student, teacher, data, epochs, lr, batch, recipe, spec.name)

@@ -10,6 +10,7 @@ from rich.text import Text
 
 from .bench_results import RUNTIME_LABELS, BenchReport, Ratio
 from .fileio import atomic_open, write_text_atomic
+from .hostinfo import SATURATES
 from .manifest import Manifest
 from .metrics import METRICS
 from .verify_results import VerifyReport
@@ -80,7 +81,7 @@ def export_table(manifest: Manifest) -> Table:
         q = manifest.qat
         table.caption = Text(f"{table.caption}\n--qat: int8 rows are the model fine-tuned {q.epochs} epochs under simulated int8 (distilled from "
                              f"the trained model, the torch row): {metric_name} {q.int8_simulated:.4g} simulated in torch"
-                             f"{'; weights within 7 bits (this x86 CPU has no VNNI: its int8 sums saturate at 16 bits)' if q.weight_bits == 7 else ''}")
+                             f"{f'; weights within 7 bits ({SATURATES})' if q.weight_bits == 7 else ''}")
     bound = manifest.int8_bound
     if bound is not None:
         held = f"at most {_delta(bound.metric_drop, ref.metric_name).lstrip('+')} of {metric_name} lost" if bound.metric_drop is not None \

@@ -147,7 +147,7 @@ def _static_qdq(ctx, fp32_path: Path, out_path: Path, keep_float: tuple[str, ...
         def get_next(self):
             return next(self._it, None)
 
-    from ..hostinfo import int8_sums_saturate
+    from ..hostinfo import SATURATES, int8_sums_saturate
 
     # One calibration per fp32 file and export: accuracy-aware int8's trials reuse its ranges.
     cache = ctx.workdir / f"{fp32_path.stem}.ort-calibration.json"
@@ -169,7 +169,7 @@ def _static_qdq(ctx, fp32_path: Path, out_path: Path, keep_float: tuple[str, ...
     if unbounded:
         kept += f", {len(unbounded)} nodes float around tensors calibration saw reach inf (an additive -inf mask)"
     if reduce_range:
-        kept += ", weights within 7 bits (this x86 CPU has no VNNI: its uint8 x int8 sums saturate at 16 bits)"
+        kept += f", weights within 7 bits ({SATURATES})"
     return f"static QDQ, per-channel int8 weights, uint8 activations, min/max over {len(feeds)} samples{kept}"
 
 

@@ -62,7 +62,7 @@ def quantize_openvino(ctx, fp32_path: Path, out_path: Path, scheme: str, keep_fl
         ignored = nncf.IgnoredScope(names=list(keep_float)) if keep_float else None
         from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters, OverflowFix
 
-        from ..hostinfo import int8_sums_saturate
+        from ..hostinfo import SATURATES, int8_sums_saturate
 
         # NNCF's overflow fix (7-bit weights) on every layer, not only the first (its default),
         # where this CPU's int8 kernels add products in 16 bits, and then its full bias correction
@@ -77,7 +77,7 @@ def quantize_openvino(ctx, fp32_path: Path, out_path: Path, scheme: str, keep_fl
         ov.save_model(quantized, str(out_path), compress_to_fp16=False)
     kept = f", {len(keep_float)} layers kept float (ignored scope)" if keep_float else ""
     if saturates:
-        kept += ", weights within 7 bits in every layer and full bias correction (this x86 CPU has no VNNI: its int8 sums saturate at 16 bits)"
+        kept += f", weights within 7 bits in every layer and full bias correction ({SATURATES})"
     return f"NNCF post-training quantization (mixed-precision default preset), {len(samples)} samples{kept}"
 
 
