@@ -112,7 +112,7 @@ class ModelSpec:
     # threads (a small model that trains about as fast on one thread as on two is pinned to one:
     # the test session trains those in background processes beside its one-core work), seed (a
     # recipe that clears its bar from every seed benchmarks/seeds.py measured may train the suite's
-    # copy from the seed that gets there soonest on the hosts measured).
+    # copy from a seed that gets there among the soonest on the hosts measured).
     small: dict = field(default_factory=dict)
     # PATH.py:Class for a user's model, whose builder a child process cannot import by name.
     origin: str | None = None
